@@ -1,0 +1,5 @@
+import sys
+
+from active.cli import main
+
+sys.exit(main())

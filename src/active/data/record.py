@@ -1,0 +1,151 @@
+"""One annotated frame, the unit every reader returns and every later stage consumes."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from active.errors import DataError
+
+
+@dataclass
+class FrameRecord:
+    """An annotated frame.
+
+    Attributes:
+        boxes: (N, 4) float32 pixel xyxy, 0-based, exclusive right/bottom
+            (see ``active.data.boxes``).
+        labels: (N,) int64 indices into ``class_names``.
+        class_names: the dataset's class names; ``labels`` index into them.
+        video_id: the video the frame comes from (splits never put one video in two parts).
+        frame_index: 0-based index of the frame in its video.
+        width, height: image size in pixels.
+        source: the annotation file the boxes were read from (named in errors).
+        image_path: the frame's image file, if it has one.
+        video_path: the video to decode frame ``frame_index`` from when there is no image file.
+        track_ids: optional (N,) int64 object identities across frames (-1 where unknown).
+        image_array: an in-memory H x W x 3 uint8 RGB image (synthetic data); overrides the files.
+    """
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    video_id: str
+    frame_index: int
+    width: int
+    height: int
+    source: Path | None = None
+    image_path: Path | None = None
+    video_path: Path | None = None
+    track_ids: np.ndarray | None = None
+    image_array: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        if len(self.boxes) != len(self.labels):
+            raise DataError(self.source, f"{len(self.boxes)} boxes but {len(self.labels)} labels")
+        if self.track_ids is not None:
+            self.track_ids = np.asarray(self.track_ids, dtype=np.int64).reshape(-1)
+            if len(self.track_ids) != len(self.labels):
+                raise DataError(self.source, "track_ids and labels differ in length")
+        self.class_names = tuple(self.class_names)
+
+    @property
+    def name(self) -> str:
+        """A stable frame name, ``<video>_<frame index + 1 as 4 digits>`` like SVIA's."""
+        return f"{self.video_id}_{self.frame_index + 1:04d}"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def image(self) -> np.ndarray:
+        """The frame as H x W x 3 uint8 RGB, read from memory, its image file or its video."""
+        if self.image_array is not None:
+            return self.image_array
+        if self.image_path is not None:
+            from active.data.images import read_image
+
+            img = read_image(self.image_path)
+        elif self.video_path is not None:
+            from active.data.video import read_frame
+
+            img = read_frame(self.video_path, self.frame_index)
+        else:
+            raise DataError(self.source, f"frame {self.name} has no image, file or video")
+        if img.shape[:2] != (self.height, self.width):
+            where = self.image_path or self.video_path
+            raise DataError(
+                where,
+                f"image is {img.shape[1]}x{img.shape[0]} but its annotation "
+                f"{self.source} says {self.width}x{self.height}",
+            )
+        return img
+
+
+class LoadReport:
+    """Counts the problems a lenient load repaired or skipped, and warns once with a summary.
+
+    In strict mode the first problem raises a :class:`DataError` naming the file instead.
+    """
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = strict
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, list[str]] = {}
+
+    def problem(self, kind: str, path: Path | str | None, message: str) -> None:
+        """Record one problem of ``kind`` (or raise in strict mode)."""
+        if self.strict:
+            raise DataError(path, f"{message} (a lenient load would {kind})")
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        ex = self.examples.setdefault(kind, [])
+        if len(ex) < 3:
+            ex.append(f"{path}: {message}")
+
+    def warn(self, what: str) -> None:
+        """Emit one warning summarising every problem met while loading ``what``."""
+        if not self.counts:
+            return
+        parts = [f"{n} x {kind}" for kind, n in self.counts.items()]
+        lines = [f"{what}: repaired or skipped {', '.join(parts)} (strict=True makes these errors)"]
+        for ex in self.examples.values():
+            lines.extend(f"  e.g. {e}" for e in ex)
+        warnings.warn("\n".join(lines), UserWarning, stacklevel=3)
+
+    def check_boxes(
+        self, boxes: np.ndarray, width: int, height: int, path: Path | str | None
+    ) -> np.ndarray:
+        """Validate (N, 4) xyxy boxes against a width x height image; return a keep mask.
+
+        Non-finite, zero-size or fully outside boxes are dropped; boxes partly outside the image
+        are clipped in place. Each case is counted (or raises in strict mode).
+        """
+        keep = np.ones(len(boxes), dtype=bool)
+        for i, b in enumerate(boxes):
+            if not np.all(np.isfinite(b)):
+                self.problem("drop a non-finite box", path, f"box {i} {b.tolist()} is not finite")
+                keep[i] = False
+                continue
+            clipped = np.array(
+                [np.clip(b[0], 0, width), np.clip(b[1], 0, height),
+                 np.clip(b[2], 0, width), np.clip(b[3], 0, height)], dtype=boxes.dtype
+            )
+            if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+                kind = "zero-size" if b[2] <= b[0] or b[3] <= b[1] else "outside the image"
+                self.problem(
+                    f"drop a {kind} box", path,
+                    f"box {i} {b.tolist()} is {kind} ({width}x{height} image)",
+                )
+                keep[i] = False
+            elif not np.array_equal(clipped, b):
+                self.problem(
+                    "clip a box that leaves the image", path,
+                    f"box {i} {b.tolist()} extends outside the {width}x{height} image",
+                )
+                boxes[i] = clipped
+        return keep

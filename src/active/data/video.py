@@ -1,0 +1,166 @@
+"""Video reading (OpenCV): frames with their index and timestamp, and random access by index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from active.errors import VideoError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video says about itself. ``frames`` is the container's count (may be approximate)."""
+
+    path: Path
+    fps: float
+    frames: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: H x W x 3 uint8 RGB, its 0-based index and its time in seconds."""
+
+    image: np.ndarray
+    index: int
+    time: float
+
+
+class VideoReader:
+    """Iterate over a video's frames, or fetch one by index.
+
+    >>> with VideoReader("S_0001.mp4") as video:          # doctest: +SKIP
+    ...     for frame in video:
+    ...         ...  # frame.image (RGB), frame.index, frame.time
+
+    Errors (missing file, undecodable container, zero frames, a truncated stream when
+    ``strict``) are :class:`VideoError` naming the file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise VideoError(self.path, "video file not found")
+        if self.path.stat().st_size == 0:
+            raise VideoError(self.path, "video file is empty (0 bytes)")
+        self._cap = cv2.VideoCapture(str(self.path))
+        if not self._cap.isOpened():
+            raise VideoError(self.path, "cannot open video (corrupt or unsupported codec)")
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or 0.0
+        self.info = VideoInfo(
+            path=self.path,
+            fps=fps if fps > 0 else 30.0,
+            frames=int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+            width=int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
+        if self.info.width <= 0 or self.info.height <= 0:
+            self.close()
+            raise VideoError(self.path, "video has no readable video stream")
+        self._next = 0
+
+    @property
+    def fps(self) -> float:
+        return self.info.fps
+
+    def __len__(self) -> int:
+        return self.info.frames
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Decode every frame from the start. Raises if the video yields no frame at all."""
+        self._seek(0)
+        count = 0
+        while True:
+            ok, bgr = self._cap.read()
+            if not ok:
+                break
+            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), count, count / self.fps)
+            count += 1
+        self._next = count
+        if count == 0:
+            raise VideoError(self.path, "video contains no decodable frames")
+
+    def _seek(self, index: int) -> None:
+        if self._cap is None:
+            raise VideoError(self.path, "video is closed")
+        if index != self._next:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            self._next = index
+
+    def read(self, index: int) -> Frame:
+        """Decode frame ``index`` (0-based). Sequential reads do not seek."""
+        if index < 0:
+            raise VideoError(self.path, f"frame index {index} is negative")
+        self._seek(index)
+        ok, bgr = self._cap.read()
+        if not ok:
+            self._next = -1
+            raise VideoError(
+                self.path, f"cannot decode frame {index} (video has ~{self.info.frames} frames)"
+            )
+        self._next = index + 1
+        return Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, index / self.fps)
+
+
+_open_readers: dict[Path, VideoReader] = {}
+
+
+def read_frame(path: str | Path, index: int) -> np.ndarray:
+    """Frame ``index`` of the video at ``path`` as H x W x 3 uint8 RGB.
+
+    Keeps the most recently used video open, so reading a video's annotated frames in order does
+    not reopen (or seek) it every time.
+    """
+    path = Path(path)
+    reader = _open_readers.get(path)
+    if reader is None:
+        for old in _open_readers.values():
+            old.close()
+        _open_readers.clear()
+        reader = _open_readers[path] = VideoReader(path)
+    return reader.read(index).image
+
+
+def write_video(path: str | Path, frames: list[np.ndarray] | Iterator[np.ndarray],
+                fps: float = 30.0, fourcc: str = "mp4v") -> int:
+    """Write RGB frames to a video atomically; returns the number of frames written."""
+    from active.utils.io import atomic_path
+
+    path = Path(path)
+    count = 0
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for img in frames:
+                if writer is None:
+                    h, w = img.shape[:2]
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+                    if not writer.isOpened():
+                        raise VideoError(path, f"cannot open a {fourcc} video writer")
+                writer.write(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
+                count += 1
+        finally:
+            if writer is not None:
+                writer.release()
+        if count == 0:
+            raise VideoError(path, "no frames to write")
+    return count

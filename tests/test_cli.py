@@ -1,0 +1,71 @@
+"""The command line: help is complete, subcommands call the library, errors exit non-zero."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from active.cli import build_parser, main
+from active.data.convert import write_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _subcommands(parser, prefix=()):
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub
+                yield from _subcommands(sub, (*prefix, name))
+
+
+def test_every_subcommand_has_help(capsys):
+    for path, sub in _subcommands(build_parser()):
+        assert sub.description, f"active {' '.join(path)} has no description"
+        with pytest.raises(SystemExit) as exit_:
+            main([*path, "--help"])
+        assert exit_.value.code == 0
+        out = capsys.readouterr().out
+        assert "usage: active " + " ".join(path) in out
+
+
+def test_data_stats_json_and_plot(records, tmp_path, capsys):
+    root = write_dataset(records, tmp_path / "d", "svia")
+    assert main(["data", "stats", str(root), "--json", "--plot", str(tmp_path / "h.png")]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["frames"] == len(records)
+    assert stats["boxes"] == sum(len(r) for r in records)
+    assert (tmp_path / "h.png").stat().st_size > 1000
+
+
+def test_data_show_split_convert(records, tmp_path, capsys):
+    root = write_dataset(records, tmp_path / "d", "svia")
+    assert main(["data", "show", str(root), "--out", str(tmp_path / "show"), "--count", "2"]) == 0
+    assert len(list((tmp_path / "show").glob("*.png"))) == 2
+    assert main(["data", "split", str(root), "--out", str(tmp_path / "s.json"),
+                 "--ratios", "1", "0", "1"]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["kind"] == "ratio"
+    assert main(["data", "convert", str(root), "--to", "coco", "--out", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "c" / "annotations.json").is_file()
+
+
+def test_error_exit_code_names_the_file(tmp_path, capsys):
+    assert main(["data", "stats", str(tmp_path / "missing")]) == 2
+    assert "missing: dataset path does not exist" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "active", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "synth" in out and "data" in out
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", readme, re.S)
+    test_cmd = blocks[1].strip()
+    assert "pytest" in test_cmd
+    assert test_cmd in (REPO / ".ci" / "run").read_text()
