@@ -1,0 +1,174 @@
+"""Box-aware image transforms for training and inference (numpy + OpenCV).
+
+Boxes are (N, 4) float pixel xyxy throughout. Every random transform takes an explicit
+``numpy.random.Generator`` so a seeded run is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was fitted into the network input: ``input = original * scale + pad``."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    orig_w: int
+    orig_h: int
+
+    def undo(self, boxes: np.ndarray) -> np.ndarray:
+        """(N, 4) xyxy in input pixels -> (N, 4) xyxy in original pixels, clipped to the frame."""
+        b = (np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+             - [self.pad_x, self.pad_y, self.pad_x, self.pad_y]) / self.scale
+        b[:, 0::2] = b[:, 0::2].clip(0, self.orig_w)
+        b[:, 1::2] = b[:, 1::2].clip(0, self.orig_h)
+        return b
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], boxes: np.ndarray | None = None,
+              scaleup: bool = True, center: bool = True
+              ) -> tuple[np.ndarray, np.ndarray | None, Letterbox]:
+    """Resize keeping the aspect ratio and pad to ``size = (H, W)``.
+
+    Returns the padded image, the boxes mapped into it (or None) and the :class:`Letterbox`
+    that maps predictions back. ``scaleup=False`` only ever shrinks (native-size inference).
+    """
+    h, w = image.shape[:2]
+    th, tw = size
+    scale = min(th / h, tw / w)
+    if not scaleup:
+        scale = min(scale, 1.0)
+    nw, nh = round(w * scale), round(h * scale)
+    if (nw, nh) != (w, h):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image = cv2.resize(image, (nw, nh), interpolation=interp)
+    px, py = ((tw - nw) / 2, (th - nh) / 2) if center else (0.0, 0.0)
+    left, top = int(round(px - 0.1)), int(round(py - 0.1))
+    out = cv2.copyMakeBorder(image, top, th - nh - top, left, tw - nw - left,
+                             cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    meta = Letterbox(scale, float(left), float(top), w, h)
+    if boxes is not None:
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * scale
+        boxes += np.array([left, top, left, top], dtype=np.float32)
+    return out, boxes, meta
+
+
+def stride_size(h: int, w: int, stride: int = 32) -> tuple[int, int]:
+    """The smallest (H, W) >= (h, w) divisible by ``stride`` (698x528 -> 704x544)."""
+    return -(-h // stride) * stride, -(-w // stride) * stride
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation; every probability or range 0 turns that transform off."""
+
+    fliplr: float = 0.5
+    flipud: float = 0.5
+    mosaic: float = 0.5
+    scale: float = 0.3          # random zoom in [1 - scale, 1 + scale]
+    translate: float = 0.1      # random shift, fraction of the input size
+    brightness: float = 0.25    # additive, fraction of 255
+    contrast: float = 0.25      # multiplicative around the mean
+    blur: float = 0.2           # probability of a Gaussian blur (sigma 0.3 - 1.2 px)
+    noise: float = 0.3          # probability of Gaussian sensor noise (std 2 - 8 grey levels)
+    min_visible: float = 0.4    # drop boxes that keep less than this fraction of their area
+
+    @classmethod
+    def off(cls) -> AugmentConfig:
+        return cls(0, 0, 0, 0, 0, 0, 0, 0, 0, 0.4)
+
+
+def flip(image: np.ndarray, boxes: np.ndarray, horizontal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror an image and its boxes left-right (``horizontal``) or top-bottom."""
+    h, w = image.shape[:2]
+    b = boxes.copy()
+    if horizontal:
+        b[:, [0, 2]] = w - boxes[:, [2, 0]]
+        return image[:, ::-1], b
+    b[:, [1, 3]] = h - boxes[:, [3, 1]]
+    return image[::-1], b
+
+
+def random_affine(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, size: tuple[int, int],
+                  cfg: AugmentConfig, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit ``image`` into ``size`` (H, W) with a random zoom and shift; boxes follow and are
+    clipped; boxes that keep less than ``cfg.min_visible`` of their area are dropped."""
+    h, w = image.shape[:2]
+    th, tw = size
+    base = min(th / h, tw / w)
+    s = base * rng.uniform(1 - cfg.scale, 1 + cfg.scale)
+    tx = (tw - w * s) / 2 + rng.uniform(-cfg.translate, cfg.translate) * tw
+    ty = (th - h * s) / 2 + rng.uniform(-cfg.translate, cfg.translate) * th
+    m = np.array([[s, 0, tx], [0, s, ty]], dtype=np.float64)
+    out = cv2.warpAffine(image, m, (tw, th), flags=cv2.INTER_LINEAR,
+                         borderValue=(PAD_VALUE,) * 3)
+    b = boxes.astype(np.float64) * s + [tx, ty, tx, ty]
+    return (out, *clip_boxes(b, labels, tw, th, cfg.min_visible))
+
+
+def clip_boxes(boxes: np.ndarray, labels: np.ndarray, w: int, h: int, min_visible: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Clip (N, 4) xyxy to a w x h image; drop boxes keeping < ``min_visible`` of their area."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    c = boxes.copy()
+    c[:, 0::2] = c[:, 0::2].clip(0, w)
+    c[:, 1::2] = c[:, 1::2].clip(0, h)
+    cw, ch = c[:, 2] - c[:, 0], c[:, 3] - c[:, 1]
+    keep = (cw > 1) & (ch > 1) & (cw * ch >= min_visible * np.maximum(area, 1e-9))
+    return c[keep].astype(np.float32), labels[keep]
+
+
+def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Random brightness, contrast, blur and sensor noise (microscope-like variations)."""
+    img = image.astype(np.float32)
+    if cfg.contrast:
+        mean = img.mean()
+        img = (img - mean) * rng.uniform(1 - cfg.contrast, 1 + cfg.contrast) + mean
+    if cfg.brightness:
+        img += rng.uniform(-cfg.brightness, cfg.brightness) * 255
+    if cfg.blur and rng.random() < cfg.blur:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
+    if cfg.noise and rng.random() < cfg.noise:
+        img += rng.normal(0, rng.uniform(2, 8), img.shape[:2])[..., None].astype(np.float32)
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def mosaic(images: list[np.ndarray], boxes: list[np.ndarray], labels: list[np.ndarray],
+           size: tuple[int, int], cfg: AugmentConfig, rng: np.random.Generator
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Four images, each fitted into one quadrant around a random centre, then clipped to
+    ``size``. Objects stay at their native scale range (each image is shrunk by about half)."""
+    th, tw = size
+    cx = int(rng.uniform(0.3, 0.7) * tw)
+    cy = int(rng.uniform(0.3, 0.7) * th)
+    canvas = np.full((th, tw, 3), PAD_VALUE, np.uint8)
+    quads = [(0, 0, cx, cy), (cx, 0, tw, cy), (0, cy, cx, th), (cx, cy, tw, th)]
+    all_b, all_l = [], []
+    for img, b, lab, (x0, y0, x1, y1) in zip(images, boxes, labels, quads, strict=True):
+        qw, qh = x1 - x0, y1 - y0
+        if qw < 2 or qh < 2:
+            continue
+        h, w = img.shape[:2]
+        s = max(qw / w, qh / h) * rng.uniform(1.0, 1 + cfg.scale)
+        nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        resized = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else
+                             cv2.INTER_LINEAR)
+        ox = int(rng.integers(0, nw - qw + 1))
+        oy = int(rng.integers(0, nh - qh + 1))
+        canvas[y0:y1, x0:x1] = resized[oy:oy + qh, ox:ox + qw]
+        bb = b.astype(np.float64) * s - [ox, oy, ox, oy]
+        bb, ll = clip_boxes(bb, lab, qw, qh, cfg.min_visible)
+        all_b.append(bb + np.array([x0, y0, x0, y0], np.float32))
+        all_l.append(ll)
+    if not all_b:
+        return canvas, np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    return canvas, np.concatenate(all_b).astype(np.float32), np.concatenate(all_l)
