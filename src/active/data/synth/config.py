@@ -1,0 +1,131 @@
+"""Every knob of the synthetic microscopy generator, as one typed dataclass.
+
+Units: lengths in pixels, speeds in pixels per frame (``fps`` converts to pixels per second),
+grey levels on the 0-255 scale. A ``(lo, hi)`` pair is a range sampled uniformly per object (or per
+video for the ``*_in_view`` counts). The defaults imitate SVIA subset-A (698x528, 30 fps, phase
+contrast, grey, low contrast); ``scripts/calibrate_synth.py`` measures how close they come.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+Range = tuple[float, float]
+
+#: Motility types, in the order of :attr:`SynthConfig.motility_mix`.
+MOTILITY_TYPES = ("progressive", "non_progressive", "immotile")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Parameters of :func:`active.data.synth.render_video` (all defaults imitate SVIA)."""
+
+    # Frame and time.
+    width: int = 698
+    height: int = 528
+    fps: float = 30.0
+    #: Frames per video (``generate_dataset`` sets it from its ``frames`` argument).
+    frames: int = 100
+    #: Objects spawn this far outside the frame so that they (and their tails) enter smoothly.
+    margin: float = 70.0
+
+    # How many objects are in view, drawn once per video (per frame, whatever its size: scale
+    # these with the frame area for small frames).
+    sperm_in_view: Range = (12.0, 62.0)
+    impurities_in_view: Range = (0.0, 3.0)
+    dots_in_view: Range = (60.0, 140.0)
+
+    # Motility: the mix (progressive, non-progressive, immotile) and the speeds along the path.
+    motility_mix: tuple[float, float, float] = (0.45, 0.2, 0.35)
+    progressive_speed: Range = (3.0, 9.0)
+    #: Path curvature of progressive sperm, rad/frame (sign drawn at random).
+    progressive_curvature: Range = (0.0, 0.012)
+    non_progressive_speed: Range = (0.8, 2.5)
+    #: Radius of the small circles non-progressive sperm swim on.
+    non_progressive_radius: Range = (3.0, 10.0)
+    #: Slow drift of a non-progressive sperm's circle centre.
+    non_progressive_drift: Range = (0.0, 0.25)
+    #: Bounded Brownian-like jitter of immotile sperm (amplitude in px; their speed is 0).
+    immotile_jitter: float = 0.25
+    #: Lateral head wobble of swimming sperm (amplitude in px) and its frequency range (Hz).
+    wobble: Range = (0.3, 1.0)
+    beat_hz: Range = (4.0, 12.0)
+
+    # Sperm appearance: head ellipse (full axes), tail, contrast (darkness units, 1 = dark_gain).
+    head_length: Range = (12.0, 20.0)
+    #: Head width as a fraction of its length.
+    head_aspect: Range = (0.55, 0.8)
+    tail_length: Range = (35.0, 60.0)
+    tail_amplitude: Range = (1.5, 5.0)
+    head_darkness: Range = (0.55, 1.0)
+    tail_darkness: Range = (0.10, 0.28)
+    #: Fraction of heads showing a bright (acrosome-like) spot inside the dark rim.
+    bright_centre_fraction: float = 0.35
+
+    # Impurities: round cells (ring) or irregular blobs; full size range; drift speed.
+    impurity_size: Range = (14.0, 36.0)
+    impurity_round_fraction: float = 0.6
+    impurity_darkness: Range = (0.25, 0.55)
+    impurity_drift: Range = (0.0, 0.4)
+
+    # Unlabelled small dark dots (debris), their diameter range and drift.
+    dot_size: Range = (2.0, 6.0)
+    dot_darkness: Range = (0.2, 0.7)
+    dot_drift: Range = (0.0, 0.2)
+
+    # Optics: in-focus blur, defocused objects, phase-contrast halo.
+    background: float = 152.0
+    #: Grey levels per darkness unit (how dark a darkness-1 object gets).
+    dark_gain: float = 150.0
+    #: Grey levels of a full-strength bright feature (halo ring, bright spot in a head).
+    bright_gain: float = 60.0
+    #: Phase contrast rings every object with light: the ring's width (px), its blur, and its
+    #: strength as a fraction of the object's darkness.
+    halo_width: float = 3.5
+    halo_blur: float = 2.0
+    halo_strength: Range = (0.4, 1.0)
+    #: Oblique light makes halos lopsided: the ring is shifted this far (px) towards the light.
+    halo_offset: float = 1.5
+    blur_sigma: float = 0.8
+    defocus_fraction: float = 0.15
+    defocus_sigma: float = 2.2
+
+    # Illumination and sensor: uneven field (peak-to-peak grey levels), flicker, noise.
+    illumination: float = 5.0
+    flicker: float = 0.6
+    #: Static background texture (grey levels std, fine grain plus blotches) and per-frame
+    #: sensor noise (std).
+    texture_sigma: float = 3.0
+    noise_sigma: float = 2.0
+    #: RGB offsets (grey levels): SVIA's frames are slightly green.
+    tint: tuple[float, float, float] = (-0.5, 2.0, -1.0)
+    #: JPEG round-trip quality imitating the source's compression blocks (None: off).
+    jpeg_quality: int | None = 85
+
+    # Motion streaks: probability that a frame is interlaced (odd rows half a frame earlier).
+    streak_prob: float = 0.3
+
+    # Boxes: padding around the drawn head/impurity (annotators include the rim), and the
+    # smallest visible width/height that still gets a box when an object is cut by the border.
+    box_pad: float = 1.5
+    min_visible: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.width < 16 or self.height < 16:
+            raise ValueError(f"frame size {self.width}x{self.height} is too small (min 16x16)")
+        if self.frames < 1:
+            raise ValueError(f"frames must be at least 1, got {self.frames}")
+        if self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+        if len(self.motility_mix) != 3 or min(self.motility_mix) < 0 or sum(self.motility_mix) <= 0:
+            raise ValueError(f"motility_mix needs 3 non-negative weights, got {self.motility_mix}")
+        for name, value in asdict(self).items():
+            if isinstance(value, tuple) and len(value) == 2 and value[0] > value[1]:
+                raise ValueError(f"{name}: range {value} has lo > hi")
+        if not 0.0 <= self.streak_prob <= 1.0:
+            raise ValueError(f"streak_prob must be in [0, 1], got {self.streak_prob}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able copy of every parameter."""
+        return asdict(self)

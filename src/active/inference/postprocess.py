@@ -1,0 +1,223 @@
+"""Post-processing: decode raw head outputs, score, and suppress duplicates with DIoU-NMS.
+
+Pipeline per image: decoded priors ``(N, 5 + nc)`` -> scores ``sigmoid(obj) * sigmoid(cls)`` ->
+one class per box (or every class above threshold with ``multi_label=True``) -> score threshold
+-> top ``pre_nms_topk`` -> class-aware NMS (DIoU by default, plain IoU as an option) -> the best
+``max_det``. Boxes are float pixel xyxy in the network input. See ``docs/criterion.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torchvision.ops import batched_nms, distance_box_iou
+
+from active.models.coder import BoxCoder, decode_outputs
+
+NmsMode = Literal["diou", "iou"]
+
+# Candidates up to which diou_nms builds the full DIoU matrix (above: one row per kept box).
+_MATRIX_MAX = 1024
+
+
+@dataclass(frozen=True)
+class PostProcessConfig:
+    """Thresholds of the post-processing.
+
+    Defaults are for showing detections to a user; AP evaluation needs the low score threshold of
+    :meth:`for_evaluation` so that the precision-recall curve reaches high recall.
+    """
+
+    score_threshold: float = 0.25
+    iou_threshold: float = 0.45
+    max_det: int = 300
+    pre_nms_topk: int = 3000
+    nms: NmsMode = "diou"
+    multi_label: bool = False
+    agnostic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.nms not in ("diou", "iou"):
+            raise ValueError(f"nms must be 'diou' or 'iou', got {self.nms!r}")
+        if not 0.0 <= self.iou_threshold <= 1.0 or not 0.0 <= self.score_threshold < 1.0:
+            raise ValueError("thresholds must lie in [0, 1]")
+        if self.max_det < 1 or self.pre_nms_topk < 1:
+            raise ValueError("max_det and pre_nms_topk must be >= 1")
+
+    @classmethod
+    def for_evaluation(cls, **overrides: object) -> PostProcessConfig:
+        """Score threshold 0.001 (as YOLOv5's val), everything else as the defaults."""
+        return cls(**{"score_threshold": 0.001, **overrides})  # type: ignore[arg-type]
+
+
+@dataclass
+class Detections:
+    """Detections of one image: ``boxes (K, 4)`` float pixel xyxy, ``scores (K,)`` float,
+    ``classes (K,)`` int64, sorted by descending score."""
+
+    boxes: Tensor
+    scores: Tensor
+    classes: Tensor
+
+    def __len__(self) -> int:
+        return int(self.scores.numel())
+
+
+def diou_nms(
+    boxes: Tensor, scores: Tensor, iou_threshold: float, max_keep: int | None = None
+) -> Tensor:
+    """Greedy DIoU-NMS (Zheng et al. 2020): suppress a box when ``IoU - d^2/c^2 > threshold``
+    against a higher-scoring kept box (``d``: centre distance, ``c``: enclosing box diagonal).
+
+    Exact greedy, with a Python loop over *kept* boxes only: the first alive candidate in score
+    order is always kept, and its DIoU row (from ``torchvision.ops.distance_box_iou``) suppresses
+    the candidates after it in one vector operation. Up to ``_MATRIX_MAX`` candidates the whole
+    ``(K, K)`` matrix is computed in one call (fastest); above, one row per kept box, so the cost
+    stays ``O(kept * K)`` instead of ``O(K^2)`` (3000 candidates: ~0.08 s instead of ~0.6 s on
+    2 CPU cores).
+
+    Args:
+        boxes: ``(K, 4)`` pixel xyxy.
+        scores: ``(K,)``.
+        iou_threshold: DIoU above which a box is suppressed.
+        max_keep: stop after this many kept boxes (the result is the greedy result's prefix).
+
+    Returns:
+        ``(k,)`` int64 indices of kept boxes, by descending score (like ``torchvision.ops.nms``).
+    """
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    order = scores.argsort(descending=True, stable=True)
+    b = boxes[order]
+    num = b.shape[0]
+    # "not >" rather than "<=": a NaN DIoU (degenerate boxes) suppresses nothing, as in nms.
+    matrix = ~(distance_box_iou(b, b) > iou_threshold) if num <= _MATRIX_MAX else None
+    alive = torch.ones(num, dtype=torch.bool, device=boxes.device)
+    kept = []
+    i = 0
+    while True:
+        kept.append(i)
+        if i + 1 >= num or (max_keep is not None and len(kept) >= max_keep):
+            break
+        if matrix is not None:
+            survives = matrix[i, i + 1 :]
+        else:
+            survives = ~(distance_box_iou(b[i : i + 1], b[i + 1 :])[0] > iou_threshold)
+        alive[: i + 1] = False
+        alive[i + 1 :] &= survives
+        remaining = alive.nonzero()
+        if remaining.numel() == 0:
+            break
+        i = int(remaining[0, 0])
+    return order[torch.tensor(kept, dtype=torch.long, device=boxes.device)]
+
+
+def batched_diou_nms(
+    boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float, max_keep: int | None = None
+) -> Tensor:
+    """Per-category DIoU-NMS in one call (same contract as ``torchvision.ops.batched_nms``).
+
+    Boxes of different categories are shifted apart by ``category * (coordinate range + 1)``: they
+    then never overlap, and their DIoU is negative, below any threshold ``>= 0``.
+    """
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    offsets = idxs.to(boxes) * (boxes.max() - boxes.min() + 1)
+    shifted = boxes - boxes.min() + offsets[:, None]
+    return diou_nms(shifted, scores, iou_threshold, max_keep)
+
+
+def select_detections(decoded: Tensor, cfg: PostProcessConfig) -> list[Detections]:
+    """Score, threshold and NMS already-decoded predictions.
+
+    Args:
+        decoded: ``(B, N, 5 + nc)``: pixel xyxy, objectness probability, class probabilities
+            (the output of :func:`active.models.coder.decode_outputs`).
+
+    Returns:
+        One :class:`Detections` per image, at most ``cfg.max_det`` each.
+    """
+    results = []
+    for pred in decoded:
+        boxes, obj, cls_prob = pred[:, :4], pred[:, 4], pred[:, 5:]
+        if cfg.multi_label:
+            box_idx, classes = ((obj[:, None] * cls_prob) > cfg.score_threshold).nonzero(
+                as_tuple=True
+            )
+            scores = obj[box_idx] * cls_prob[box_idx, classes]
+        else:
+            best, classes = cls_prob.max(dim=1)
+            scores = obj * best
+            box_idx = (scores > cfg.score_threshold).nonzero(as_tuple=True)[0]
+            scores, classes = scores[box_idx], classes[box_idx]
+        if scores.numel() > cfg.pre_nms_topk:
+            top = scores.topk(cfg.pre_nms_topk).indices
+            box_idx, scores, classes = box_idx[top], scores[top], classes[top]
+        boxes = boxes[box_idx]
+        groups = torch.zeros_like(classes) if cfg.agnostic else classes
+        if cfg.nms == "diou":
+            keep = batched_diou_nms(boxes, scores, groups, cfg.iou_threshold, cfg.max_det)
+        else:
+            keep = batched_nms(boxes, scores, groups, cfg.iou_threshold)
+        keep = keep[: cfg.max_det]
+        results.append(Detections(boxes[keep], scores[keep], classes[keep].long()))
+    return results
+
+
+def postprocess(
+    raw_outputs: Sequence[Tensor],
+    anchors: Tensor,
+    strides: Sequence[int],
+    coder: BoxCoder | None = None,
+    cfg: PostProcessConfig | None = None,
+) -> list[Detections]:
+    """Decode + NMS of raw head outputs (functional form of :class:`PostProcess`).
+
+    Args:
+        raw_outputs: one ``(B, na, H_l, W_l, 5 + nc)`` raw tensor per level.
+        anchors: ``(nl, na, 2)`` anchor w, h in input pixels.
+        strides: ``nl`` strides.
+        coder: must be the coder the model was trained with (``LossConfig.coder()``).
+    """
+    decoded = decode_outputs(raw_outputs, anchors, strides, coder or BoxCoder())
+    return select_detections(decoded.float(), cfg or PostProcessConfig())
+
+
+class PostProcess(nn.Module):
+    """Module form of :func:`postprocess`, holding the anchors (a buffer), strides and config."""
+
+    def __init__(
+        self,
+        anchors: Tensor,
+        strides: Sequence[int],
+        coder: BoxCoder | None = None,
+        cfg: PostProcessConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("anchors", torch.as_tensor(anchors, dtype=torch.float32))
+        self.strides = tuple(int(s) for s in strides)
+        self.coder = coder or BoxCoder()
+        self.cfg = cfg or PostProcessConfig()
+
+    @torch.no_grad()
+    def forward(self, raw_outputs: Sequence[Tensor]) -> list[Detections]:
+        """``raw_outputs`` as in :func:`postprocess` -> one :class:`Detections` per image."""
+        return postprocess(raw_outputs, self.anchors, self.strides, self.coder, self.cfg)
+
+
+def pad_detections(detections: Sequence[Detections], max_det: int) -> Tensor:
+    """``(B, max_det, 6)`` rows ``[x0, y0, x1, y1, score, class]`` (pixel xyxy); unused rows are
+    zeros with class ``-1`` (a fixed-shape form for export and batching)."""
+    device = detections[0].boxes.device if detections else torch.device("cpu")
+    out = torch.zeros(len(detections), max_det, 6, device=device)
+    out[..., 5] = -1
+    for b, det in enumerate(detections):
+        k = min(len(det), max_det)
+        out[b, :k, :4] = det.boxes[:k]
+        out[b, :k, 4] = det.scores[:k]
+        out[b, :k, 5] = det.classes[:k].to(out)
+    return out
