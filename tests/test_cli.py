@@ -69,3 +69,23 @@ def test_ci_runs_the_readme_test_command():
     test_cmd = blocks[1].strip()
     assert "pytest" in test_cmd
     assert test_cmd in (REPO / ".ci" / "run").read_text()
+
+
+def test_model_info_and_anchors(records, tmp_path, capsys):
+    assert main(["model", "info", "active-ii", "--scale", "tiny", "--imgsz", "64", "64",
+                 "--runs", "0", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["output_shapes"] == [[1, 3, 8, 8, 7], [1, 3, 4, 4, 7], [1, 3, 2, 2, 7]]
+    assert info["params"] > 0 and info["gflops"] > 0
+    many = [r for seed in range(4) for r in __import__("conftest").make_records(seed=seed)]
+    root = write_dataset(many, tmp_path / "d", "svia")
+    assert main(["model", "anchors", str(root), "--imgsz", "64", "96"]) == 0
+    out = capsys.readouterr().out
+    assert "stride 32" in out and "model.anchors=" in out
+
+
+def test_unknown_variant_and_bad_config_exit_2(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("model: {scal: n}\n")
+    assert main(["train", "--config", str(cfg), "--data", str(tmp_path)]) == 2
+    assert "unknown config key 'model.scal'" in capsys.readouterr().err

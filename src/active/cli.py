@@ -11,6 +11,7 @@ from pathlib import Path
 
 from active import __version__
 from active.errors import ActiveError
+from active.utils.config import ConfigError
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -91,6 +92,69 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from active.models.info import format_info, model_info
+
+    branches = ("b1", "b2") if args.branches == "both" else (args.branches,)
+    info = model_info(args.variant, args.scale, tuple(args.imgsz), branches, args.device,
+                      runs=args.runs)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def cmd_model_anchors(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from active.models.anchors import anchor_fitness
+    from active.training.trainer import fit_anchors
+
+    records = _load(args)
+    anchors = fit_anchors(records, tuple(args.imgsz), args.seed)
+    wh = np.concatenate([(r.boxes[:, 2:] - r.boxes[:, :2]) * min(args.imgsz[0] / r.height,
+                         args.imgsz[1] / r.width) for r in records])
+    mean_iou, recall = anchor_fitness(wh, np.array(anchors), 0.25)
+    print(f"anchors (w, h) at input {args.imgsz[0]}x{args.imgsz[1]}, 3 per level "
+          f"(strides 8, 16, 32), from {len(wh)} boxes:")
+    for level in range(3):
+        print(f"  stride {8 << level:>2}: {anchors[3 * level: 3 * level + 3]}")
+    print(f"mean best IoU {mean_iou:.3f}, recall at IoU>0.25 {recall:.3f}")
+    print(f"config: model.anchors={[list(a) for a in anchors]}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from active.training.config import load_config
+    from active.training.trainer import fit
+
+    overrides = list(args.set)
+    for flag, key in (("data", "data.path"), ("variant", "model.variant"),
+                      ("scale", "model.scale"), ("out", "out"), ("device", "device"),
+                      ("weights", "init_weights"), ("seed", "seed"), ("split", "data.split"),
+                      ("fold", "data.fold")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg = load_config(args.config, overrides)
+    for i, stage in enumerate(cfg.stages if args.epochs else ()):
+        stage.epochs = args.epochs[min(i, len(args.epochs) - 1)]
+    summary = fit(cfg, resume=args.resume, progress=not args.quiet)
+    print(f"done: {summary['epochs']} epochs in {summary['seconds']} s; best validation mAP50 "
+          f"{summary['best_val_map50']:.4f}; weights in {summary['out']}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from active.evaluation.report import evaluate_checkpoint
+
+    report = evaluate_checkpoint(args.weights, args.path, fmt=args.fmt, split=args.split_file,
+                                 part=args.part, fold=args.fold, out=args.out,
+                                 score_threshold=args.conf, iou_threshold=args.iou,
+                                 lenient=args.lenient, device=args.device, strict=args.strict,
+                                 imgsz=tuple(args.imgsz) if args.imgsz else None)
+    print(report["text"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="active",
@@ -147,6 +211,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-val", action="store_true", help="k folds without a validation part")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=cmd_data_split)
+
+    model = sub.add_parser("model", help="inspect models: size, speed, anchors",
+                           description="Inspect the ACTIVE model family.")
+    msub = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    p = msub.add_parser("info", help="parameters, GFLOPs, output shapes and CPU latency",
+                        description="Build a variant and report its parameters, GFLOPs, output "
+                        "shapes and latency at batch 1.")
+    p.add_argument("variant", help="active-i ... active-viii")
+    p.add_argument("--scale", default="n", help="paper, s, n or tiny (default n)")
+    p.add_argument("--imgsz", type=int, nargs=2, default=(416, 416), metavar=("H", "W"),
+                   help="input size, multiples of 32 (default 416 416)")
+    p.add_argument("--branches", choices=("both", "b1", "b2"), default="both",
+                   help="DBFEN branches (b1/b2 alone: the paper's ablation)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
+    p.add_argument("--runs", type=int, default=20, help="timed runs (0: skip timing)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_model_info)
+
+    p = msub.add_parser("anchors", help="k-means anchors for a dataset",
+                        description="Fit nine anchors (k-means, 1 - IoU distance) to a dataset's "
+                        "boxes at the training input size, three per level.")
+    _add_data_args(p)
+    p.add_argument("--imgsz", type=int, nargs=2, default=(416, 416), metavar=("H", "W"),
+                   help="training input size (default 416 416)")
+    p.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
+    p.set_defaults(func=cmd_model_anchors)
+
+    p = sub.add_parser("train", help="train a model (freeze training, the paper's recipe)",
+                       description="Train an ACTIVE model. Settings come from --config (YAML) "
+                       "and the paper's defaults; flags and --set KEY=VALUE override fields. "
+                       "Under torchrun it trains with DistributedDataParallel.")
+    p.add_argument("--config", type=Path, default=None, help="YAML config (see configs/)")
+    p.add_argument("--data", default=None, help="dataset path (data.path)")
+    p.add_argument("--variant", default=None, help="model.variant, e.g. active-iv")
+    p.add_argument("--scale", default=None, help="model.scale: paper, s, n, tiny")
+    p.add_argument("--weights", default=None, help="start from this checkpoint (init_weights)")
+    p.add_argument("--split", default=None, help="split JSON (data.split)")
+    p.add_argument("--fold", type=int, default=None, help="fold of the split file (data.fold)")
+    p.add_argument("--epochs", type=int, nargs="+", default=None,
+                   help="epochs per stage (one value for every stage, or one per stage)")
+    p.add_argument("--out", default=None, help="run folder (out)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set loss.assign=ratio (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="AP50 per class of a checkpoint on a dataset",
+                       description="Evaluate a checkpoint: AP50 per class (VOC all-point, one "
+                       "class per box), COCO mAP50:95, precision/recall at the operating "
+                       "threshold, sperm/impurity confusions, PR curves and a JSON report.")
+    p.add_argument("--weights", type=Path, required=True, help="checkpoint (.pt)")
+    p.add_argument("--data", dest="path", type=Path, required=True, help="dataset path")
+    p.add_argument("--format", dest="fmt", default="auto", help="dataset format (default auto)")
+    p.add_argument("--split", dest="split_file", type=Path, default=None,
+                   help="split JSON; with it only --part of --fold is evaluated")
+    p.add_argument("--part", choices=("train", "val", "test"), default="test",
+                   help="which part of the split (default test)")
+    p.add_argument("--fold", type=int, default=0, help="fold of the split file (default 0)")
+    p.add_argument("--out", type=Path, default=None, help="folder for report.json and PNGs")
+    p.add_argument("--conf", type=float, default=0.25,
+                   help="operating score threshold for precision/recall/confusions (0.25)")
+    p.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (0.45)")
+    p.add_argument("--imgsz", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="input size (default: the checkpoint's)")
+    p.add_argument("--lenient", action="store_true", help="also report AP50 under TOD-CNN's "
+                   "lenient matching (IoU>=0.4 with centres within 3 px), for comparison only")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    p.add_argument("--strict", action="store_true", help="strict dataset loading")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -155,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ActiveError as exc:
+    except (ActiveError, ConfigError) as exc:
         print(f"active: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,40 @@
+"""Batched prediction on frames with the letterbox undone: the path evaluation and the
+predictor share, so both see exactly the same pre- and post-processing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from active.data.transforms import Letterbox, letterbox
+from active.inference.postprocess import Detections, PostProcessConfig, postprocess
+from active.models.coder import BoxCoder
+
+
+def preprocess(images: Sequence[np.ndarray], imgsz: tuple[int, int]
+               ) -> tuple[torch.Tensor, list[Letterbox]]:
+    """RGB uint8 frames -> a (B, 3, H, W) float batch in [0, 1] and each frame's letterbox."""
+    arrays, metas = [], []
+    for img in images:
+        out, _, meta = letterbox(img, imgsz)
+        arrays.append(out.transpose(2, 0, 1))
+        metas.append(meta)
+    batch = torch.from_numpy(np.ascontiguousarray(np.stack(arrays))).float().div_(255.0)
+    return batch, metas
+
+
+@torch.inference_mode()
+def predict_batch(model: torch.nn.Module, images: Sequence[np.ndarray], imgsz: tuple[int, int],
+                  coder: BoxCoder, cfg: PostProcessConfig, device: torch.device | str = "cpu"
+                  ) -> list[Detections]:
+    """Detect on RGB frames; boxes come back as pixel xyxy in each frame's own coordinates."""
+    batch, metas = preprocess(images, imgsz)
+    raw = model(batch.to(device))
+    dets = postprocess(raw, model.anchors, model.strides, coder, cfg)
+    out = []
+    for d, meta in zip(dets, metas, strict=True):
+        boxes = torch.from_numpy(meta.undo(d.boxes.cpu().numpy())).to(d.boxes.dtype)
+        out.append(Detections(boxes, d.scores.cpu(), d.classes.cpu()))
+    return out

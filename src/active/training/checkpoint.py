@@ -1,0 +1,79 @@
+"""Checkpoints: weights, the configs that rebuild the model, anchors, class names, a format
+version and (for ``--resume``) the training state. Written atomically; read with
+``torch.load(weights_only=True)``, so loading never executes pickled code."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from active.errors import CheckpointError
+from active.utils.io import atomic_path
+
+FORMAT = "active-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, loss_config: dict | None = None,
+                    train_state: dict | None = None, meta: dict | None = None) -> None:
+    """Write ``model`` (its weights and ``model.config``) and optional training state to
+    ``path`` atomically. Every value is a tensor or plain data, as ``weights_only`` requires."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": model.config.to_dict(),
+        "class_names": list(model.class_names),
+        "anchors": model.anchors.detach().cpu().tolist(),
+        "loss_config": loss_config or {},
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": meta or {},
+    }
+    if train_state is not None:
+        payload["train_state"] = train_state
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and check a checkpoint file (tensors loaded to the CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError,
+            ValueError) as exc:
+        raise CheckpointError(path, f"corrupt or not a checkpoint ({type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(path, "not an ACTIVE checkpoint (no 'format' marker)")
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(path, f"checkpoint format version {version} is newer than this "
+                                    f"ACTIVE understands ({VERSION}); upgrade ACTIVE")
+    for key in ("model_config", "model", "class_names", "anchors"):
+        if key not in data:
+            raise CheckpointError(path, f"checkpoint lacks {key!r}")
+    return data
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module,
+                                                                               dict[str, Any]]:
+    """Rebuild the model a checkpoint describes and load its weights; returns (model, data)."""
+    from active.models.detector import build_model
+    from active.models.variants import ModelConfig
+
+    data = read_checkpoint(path)
+    try:
+        cfg = ModelConfig.from_dict(data["model_config"])
+        model = build_model(cfg)
+        model.load_state_dict(data["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(path, f"incompatible checkpoint: {str(exc).splitlines()[0][:300]}"
+                              ) from None
+    return model.to(device).eval(), data

@@ -1,0 +1,294 @@
+"""``fit(config)``: freeze training in stages with validation, checkpoints, resume, logs and
+optional DistributedDataParallel (``torchrun --nproc_per_node N -m active train ...``)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from active.data.record import FrameRecord
+from active.evaluation.ap import mean_ap
+from active.training.checkpoint import read_checkpoint, save_checkpoint
+from active.training.config import TrainConfig
+from active.training.data import DetectionDataset, collate
+from active.training.engine import ModelEMA, evaluate, train_one_epoch
+from active.utils.io import write_text
+
+LOG_FIELDS = ("epoch", "stage", "lr", "box", "obj", "cls", "total", "val_ap50_sperm",
+              "val_ap50_impurity", "val_map50", "seconds")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_splits(cfg: TrainConfig) -> dict[str, list[FrameRecord]]:
+    """The config's dataset split into train/val/test by video (never a video in two parts)."""
+    from active.data.classes import DEFAULT_CLASSES, ClassMap
+    from active.data.dataset import load_dataset
+    from active.data.splits import SplitPlan, apply_fold, ratio_split
+
+    d = cfg.data
+    classes = ClassMap.from_file(d.classes) if d.classes else DEFAULT_CLASSES
+    records = load_dataset(d.path, d.format, classes, d.strict)
+    if d.split:
+        plan = SplitPlan.load(d.split)
+        if not 0 <= d.fold < len(plan.folds):
+            raise ValueError(f"{d.split}: fold {d.fold} does not exist ({len(plan.folds)} folds)")
+        fold = plan.folds[d.fold]
+    else:
+        fold = ratio_split({r.video_id for r in records}, (6, 2, 2), cfg.seed).folds[0]
+    return apply_fold(records, fold, Path(d.split) if d.split else None)
+
+
+def fit_anchors(records: list[FrameRecord], imgsz: tuple[int, int], seed: int
+                ) -> tuple[tuple[float, float], ...]:
+    """k-means anchors (1 - IoU) of the training boxes as the letterbox scales them."""
+    from active.models.anchors import kmeans_anchors
+
+    wh = []
+    for r in records:
+        scale = min(imgsz[0] / r.height, imgsz[1] / r.width)
+        wh.append((r.boxes[:, 2:] - r.boxes[:, :2]) * scale)
+    return kmeans_anchors(np.concatenate(wh), 9, seed=seed).as_config()
+
+
+def _lr_lambda(total: int, warmup: int, final: float):
+    def f(step: int) -> float:
+        w = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+        progress = min(step / max(total, 1), 1.0)
+        return w * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    return f
+
+
+class Run:
+    """The state of one training run, so that ``fit`` reads as the recipe it is."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, resume: bool, progress: bool) -> None:
+        self.cfg, self.out, self.progress = cfg, out, progress
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
+            dist.init_process_group(backend)
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda" and self.distributed:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        self.main = self.rank == 0
+        self.resume_state = None
+        if resume:
+            self.resume_state = read_checkpoint(out / "last.pt")
+
+    def log(self, text: str) -> None:
+        if self.main:
+            print(text, flush=True)
+
+
+def build_model_for(cfg: TrainConfig, train: list[FrameRecord], run: Run) -> torch.nn.Module:
+    from active.models.detector import build_model
+    from active.training.checkpoint import load_model
+
+    mcfg = cfg.model
+    if run.resume_state is not None:
+        from active.models.variants import ModelConfig
+
+        mcfg = ModelConfig.from_dict(run.resume_state["model_config"])
+    elif cfg.init_weights:
+        model, data = load_model(cfg.init_weights)
+        init_cfg = model.config
+        if (init_cfg.variant, init_cfg.scale, init_cfg.branches) != (mcfg.variant, mcfg.scale,
+                                                                     mcfg.branches):
+            raise ValueError(f"{cfg.init_weights}: holds {init_cfg.variant}/{init_cfg.scale}/"
+                             f"{init_cfg.branches}, config asks {mcfg.variant}/{mcfg.scale}/"
+                             f"{mcfg.branches}")
+        run.log(f"initialised from {cfg.init_weights}")
+        return model
+    elif cfg.fit_anchors:
+        mcfg = replace(mcfg, anchors=fit_anchors(train, mcfg.imgsz, cfg.seed))
+        run.log(f"k-means anchors at {mcfg.imgsz}: {mcfg.anchors}")
+    return build_model(mcfg)
+
+
+def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` and return a summary (best validation AP50 per class, paths, times).
+
+    Writes into ``cfg.out``: ``config.yaml``, ``last.pt`` (every epoch, with the training state
+    for ``resume``), ``best.pt`` (best validation mAP50), ``log.csv`` and ``curves.png``.
+    """
+    import yaml
+    from tqdm import tqdm
+
+    from active.training.loss import YoloCriterion
+
+    out = Path(cfg.out)
+    run = Run(cfg, out, resume, progress)
+    seed_everything(cfg.seed + run.rank)
+    parts = load_splits(cfg)
+    train, val = parts["train"], parts["val"]
+    if not train:
+        raise ValueError(f"{cfg.data.path}: the split leaves no training frames")
+    model = build_model_for(cfg, train, run).to(run.device)
+    imgsz = model.config.imgsz
+    if run.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    criterion = YoloCriterion(model.anchors, model.strides, model.num_classes, cfg.loss)
+    criterion.to(run.device)
+    coder = cfg.loss.coder()
+    ema = ModelEMA(model, cfg.ema_decay) if cfg.ema else None
+    dataset = DetectionDataset(train, imgsz, cfg.augment, cfg.seed, cfg.data.cache)
+    state = run.resume_state.get("train_state", {}) if run.resume_state else {}
+    if run.resume_state is not None:  # the raw weights (the checkpoint's "model" may be the EMA)
+        model.load_state_dict(state.get("raw_model", run.resume_state["model"]))
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
+    best = float(state.get("best", -1.0))
+    history: list[dict] = list(state.get("history", []))
+    start_stage, start_epoch = int(state.get("stage", 0)), int(state.get("epoch", 0))
+    t_start = time.time()
+    for si, stage in enumerate(cfg.stages):
+        if si < start_stage:
+            continue
+        model.freeze_backbone(stage.freeze_backbone)
+        net = model
+        if run.distributed:
+            net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+        generator = torch.Generator()
+        sampler = (DistributedSampler(dataset, run.world, run.rank, seed=cfg.seed)
+                   if run.distributed else RandomSampler(dataset, generator=generator))
+        loader = DataLoader(dataset, stage.batch, sampler=sampler, collate_fn=collate,
+                            num_workers=cfg.data.workers, drop_last=len(dataset) > stage.batch)
+        steps = len(loader) if cfg.max_steps_per_epoch is None else min(
+            len(loader), cfg.max_steps_per_epoch)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=stage.lr, weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _lr_lambda(steps * stage.epochs, cfg.warmup_steps, cfg.final_lr_ratio))
+        scaler = (torch.amp.GradScaler("cuda") if cfg.precision == "fp16"
+                  and run.device.type == "cuda" else None)
+        first_epoch = 0
+        if si == start_stage and "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            first_epoch = start_epoch
+            torch.set_rng_state(state["torch_rng"])
+        for epoch in range(first_epoch, stage.epochs):
+            dataset.set_epoch(1000 * si + epoch)
+            generator.manual_seed(cfg.seed + 1000 * si + epoch)  # same order after a resume
+            if run.distributed:
+                sampler.set_epoch(1000 * si + epoch)
+            t0 = time.time()
+            bar = tqdm(total=steps, desc=f"{stage.name} {epoch + 1}/{stage.epochs}",
+                       disable=not (progress and run.main), leave=False, dynamic_ncols=True)
+
+            def on_step(step: int, values: dict[str, float], bar=bar) -> None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
+
+            losses = train_one_epoch(net, criterion, loader, optimizer, scheduler, run.device,
+                                     cfg.precision, cfg.grad_clip, ema, scaler,
+                                     cfg.max_steps_per_epoch, on_step)
+            bar.close()
+            row: dict[str, Any] = {"epoch": len(history) + 1, "stage": stage.name,
+                                   "lr": optimizer.param_groups[0]["lr"], **losses}
+            final = si == len(cfg.stages) - 1 and epoch == stage.epochs - 1
+            if run.main and val and ((epoch + 1) % cfg.eval_every == 0 or final):
+                eval_model = ema.module if ema is not None else model
+                aps = evaluate(eval_model, val, imgsz, coder, cfg.eval, run.device)
+                for name, c in aps.items():
+                    row[f"val_ap50_{name}"] = c.ap
+                row["val_map50"] = mean_ap(aps)
+            row["seconds"] = round(time.time() - t0, 2)
+            history.append(row)
+            if run.main:
+                score = row.get("val_map50", float("nan"))
+                improved = not math.isnan(score) and score > best
+                best = max(best, score) if not math.isnan(score) else best
+                done_stage, done_epoch = (si, epoch + 1) if epoch + 1 < stage.epochs else (
+                    si + 1, 0)
+                train_state = {
+                    "stage": done_stage, "epoch": done_epoch, "best": best,
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "history": history,
+                }
+                if ema is not None:
+                    train_state["ema"] = ema.state_dict()
+                    train_state["raw_model"] = {k: v.detach().cpu() for k, v in
+                                                model.state_dict().items()}
+                weights = ema.module if ema is not None else model
+                meta = {"epoch": row["epoch"], "val_map50": score}
+                save_checkpoint(out / "last.pt", weights, cfg.loss.to_dict(), train_state, meta)
+                if improved or not val:
+                    save_checkpoint(out / "best.pt", weights, cfg.loss.to_dict(), None, meta)
+                write_log(out / "log.csv", history)
+                run.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in row.items()))
+        start_epoch = 0
+    if run.main:
+        plot_curves(history, out / "curves.png")
+    if run.distributed:
+        dist.barrier()
+    return {"out": str(out), "best_val_map50": best, "epochs": len(history),
+            "seconds": round(time.time() - t_start, 1), "history": history}
+
+
+def write_log(path: Path, history: list[dict]) -> None:
+    from active.utils.io import atomic_open
+
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: (f"{v:.5g}" if isinstance(v, float) else v) for k, v in
+                             row.items()})
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    """Loss parts and validation AP50 per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from active.utils.io import atomic_path
+
+    if not history:
+        return
+    epochs = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for k in ("box", "obj", "cls", "total"):
+        if k in history[0]:
+            axes[0].plot(epochs, [r[k] for r in history], label=k)
+    axes[0].set(xlabel="epoch", ylabel="loss per image", yscale="log", title="Training loss")
+    axes[0].legend()
+    for k in ("val_ap50_sperm", "val_ap50_impurity", "val_map50"):
+        pts = [(r["epoch"], r[k]) for r in history if k in r]
+        if pts:
+            axes[1].plot(*zip(*pts, strict=True), marker=".", label=k.removeprefix("val_"))
+    axes[1].set(xlabel="epoch", ylabel="AP50", ylim=(0, 1), title="Validation")
+    axes[1].legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -1,0 +1,112 @@
+"""Tiny end-to-end training runs on synthetic data: the loss falls, checkpoints round-trip,
+an interrupted run resumes to the same state, configs reject unknown keys."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from active.data.synth import SynthConfig, generate_dataset
+from active.errors import CheckpointError
+from active.training import trainer as trainer_mod
+from active.training.checkpoint import load_model, read_checkpoint, save_checkpoint
+from active.training.config import StageConfig, load_config
+from active.utils.config import ConfigError
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    cfg = SynthConfig(width=160, height=128, sperm_in_view=(6, 10), impurities_in_view=(1, 2),
+                      dots_in_view=(5, 10))
+    generate_dataset(root, videos=5, frames=6, seed=0, cfg=cfg)
+    return root
+
+
+def _config(root, out, epochs=(1, 1), **kw):
+    cfg = load_config(overrides=[
+        "model.variant=active-i", "model.scale=tiny", "model.imgsz=[128, 160]",
+        f"data.path={root}", f"out={out}", "warmup_steps=2", "augment.mosaic=0",
+    ])
+    stages = [StageConfig("frozen", epochs[0], 4, 2e-3, True),
+              StageConfig("unfrozen", epochs[1], 2, 1e-3, False)]
+    return replace(cfg, stages=stages, **kw)
+
+
+def test_loss_falls(synth_root, tmp_path):
+    cfg = _config(synth_root, tmp_path, epochs=(0, 8), ema=False, eval_every=100)
+    cfg = replace(cfg, augment=replace(cfg.augment, fliplr=0, flipud=0, scale=0, translate=0),
+                  stages=[StageConfig("unfrozen", 8, 2, 5e-3, False)])
+    summary = trainer_mod.fit(cfg, progress=False)
+    totals = [r["total"] for r in summary["history"]]
+    assert totals[-1] < 0.7 * totals[0], totals
+    assert (tmp_path / "log.csv").read_text().count("\n") == 9
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    assert (tmp_path / "config.yaml").is_file()
+
+
+def test_checkpoint_round_trip_and_errors(synth_root, tmp_path):
+    summary = trainer_mod.fit(_config(synth_root, tmp_path, epochs=(1, 0)), progress=False)
+    model, data = load_model(tmp_path / "best.pt")
+    assert data["class_names"] == ["sperm", "impurity"]
+    assert torch.equal(model.anchors, torch.tensor(data["anchors"]))
+    again = tmp_path / "again.pt"
+    save_checkpoint(again, model, data["loss_config"])
+    model2, _ = load_model(again)
+    x = torch.rand(1, 3, 128, 160)
+    for a, b in zip(model(x), model2(x), strict=True):
+        torch.testing.assert_close(a, b)
+    assert summary["epochs"] == 1
+    with pytest.raises(CheckpointError, match="missing.pt: checkpoint not found"):
+        read_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(again.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="corrupt.pt: corrupt or not a checkpoint"):
+        read_checkpoint(bad)
+    payload = torch.load(again, weights_only=True)
+    torch.save(dict(payload, version=99), bad)
+    with pytest.raises(CheckpointError, match="version 99 is newer"):
+        read_checkpoint(bad)
+    torch.save(dict(payload, model_config=dict(payload["model_config"], scale="huge")), bad)
+    with pytest.raises(CheckpointError, match="incompatible checkpoint"):
+        load_model(bad)
+
+
+def test_resume_continues_to_the_same_state(synth_root, tmp_path, monkeypatch):
+    full = trainer_mod.fit(_config(synth_root, tmp_path / "full", epochs=(1, 2)), progress=False)
+    calls = {"n": 0}
+    real = trainer_mod.train_one_epoch
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "train_one_epoch", interrupted)
+    cfg = _config(synth_root, tmp_path / "cut", epochs=(1, 2))
+    with pytest.raises(KeyboardInterrupt):
+        trainer_mod.fit(cfg, progress=False)
+    assert read_checkpoint(tmp_path / "cut" / "last.pt")["train_state"]["epoch"] == 1
+    monkeypatch.setattr(trainer_mod, "train_one_epoch", real)
+    resumed = trainer_mod.fit(cfg, resume=True, progress=False)
+    assert [r["epoch"] for r in resumed["history"]] == [1, 2, 3]
+    a = read_checkpoint(tmp_path / "full" / "last.pt")["model"]
+    b = read_checkpoint(tmp_path / "cut" / "last.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    assert resumed["history"][-1]["total"] == pytest.approx(full["history"][-1]["total"])
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'model.scal'"):
+        load_config(overrides=["model.scal=n"])
+    path = tmp_path / "c.yaml"
+    path.write_text("stages:\n  - {epochs: 2, batchsize: 4}\n")
+    with pytest.raises(ConfigError, match="c.yaml: unknown config key 'stages\\[0\\].batchsize'"):
+        load_config(path)
+    path.write_text("seed: [1\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="precision: 'fp8' is not one of"):
+        load_config(overrides=["precision=fp8"])
