@@ -230,3 +230,17 @@ def test_config_round_trip_and_validation() -> None:
     crit = YoloCriterion(ANCHORS, STRIDES, NC, LossConfig())
     with pytest.raises(ValueError, match="B, 3, H, W, 7"):
         crit([torch.zeros(1, 3, 16, 16, 6)] * 3, BOX)
+
+
+def test_vanishing_predicted_side_keeps_gradients_finite():
+    """A near-zero predicted height at a large coordinate (seen on real data at init) must not
+    turn the CIoU gradient into NaN."""
+    anchors = torch.tensor([[[8.0, 8.0]] * 3, [[16.0, 16.0]] * 3, [[32.0, 32.0]] * 3])
+    raw = [torch.zeros(1, 3, 52, 52, 7), torch.zeros(1, 3, 26, 26, 7), torch.zeros(1, 3, 13, 13, 7)]
+    raw[0][..., 3] = -12.0  # (2 * sigmoid(-12))^2 * 8 px ~ 2e-9 px
+    raw = [r.requires_grad_(True) for r in raw]
+    targets = torch.tensor([[0.0, 0.0, 396.0, 396.0, 405.0, 405.0]])
+    loss, _ = YoloCriterion(anchors, (8, 16, 32), 2, LossConfig())(raw, targets)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(r.grad).all() for r in raw)

@@ -25,6 +25,9 @@ from active.models.coder import DECODE_MODES, BoxCoder, DecodeMode
 from active.training.assign import ASSIGN_RULES, AssignRule, assign_targets
 
 
+MIN_SIDE = 1e-4  # pixels added to predicted widths/heights inside the box loss
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Assignment, decode and weighting of the criterion (all plain data, saved with a run).
@@ -162,7 +165,16 @@ class YoloCriterion(nn.Module):
                 pred = self.coder.decode(
                     p[:, :4], grid_xy, self.anchors[level][pos.anchor], self.strides[level]
                 )
-                ciou_loss = complete_box_iou_loss(box_convert(pred, "cxcywh", "xyxy"), pos.boxes)
+                # A predicted side far below a pixel vanishes in float32 xyxy (cy - h/2 == cy + h/2)
+                # and CIoU's w/h then divides by zero in the backward pass. CIoU is translation
+                # invariant, so compute it around each target's centre (small coordinates, fine
+                # float resolution) with a tiny side floor added (not clamped: the gradient that
+                # lets the side grow again is kept).
+                origin = ((pos.boxes[:, :2] + pos.boxes[:, 2:]) / 2).detach()
+                local = torch.cat([pred[:, :2] - origin, pred[:, 2:] + MIN_SIDE], dim=1)
+                ciou_loss = complete_box_iou_loss(
+                    box_convert(local, "cxcywh", "xyxy"), pos.boxes - origin.repeat(1, 2)
+                )
                 l_box = l_box + ciou_loss.mean()
                 quality = (1.0 - ciou_loss).detach().clamp(min=0.0)
                 if not cfg.obj_iou_target:
