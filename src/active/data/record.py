@@ -54,6 +54,14 @@ class FrameRecord:
                 raise DataError(self.source, "track_ids and labels differ in length")
         self.class_names = tuple(self.class_names)
 
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n}={int((self.labels == i).sum())}"
+                           for i, n in enumerate(self.class_names))
+        where = self.image_path or self.video_path or ("memory" if self.image_array is not None
+                                                       else None)
+        return (f"FrameRecord({self.name}, {self.width}x{self.height}, {counts}, "
+                f"tracks={'yes' if self.track_ids is not None else 'no'}, image={where})")
+
     @property
     def name(self) -> str:
         """A stable frame name, ``<video>_<frame index + 1 as 4 digits>`` like SVIA's."""

@@ -24,7 +24,6 @@ from torchvision.ops import box_convert, complete_box_iou_loss
 from active.models.coder import DECODE_MODES, BoxCoder, DecodeMode
 from active.training.assign import ASSIGN_RULES, AssignRule, assign_targets
 
-
 MIN_SIDE = 1e-4  # pixels added to predicted widths/heights inside the box loss
 
 
