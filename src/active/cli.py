@@ -138,6 +138,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     for i, stage in enumerate(cfg.stages if args.epochs else ()):
         stage.epochs = args.epochs[min(i, len(args.epochs) - 1)]
     summary = fit(cfg, resume=args.resume, progress=not args.quiet)
+    if summary.get("rank", 0) != 0:  # under torchrun only rank 0 reports
+        return 0
     print(f"done: {summary['epochs']} epochs in {summary['seconds']} s; best validation mAP50 "
           f"{summary['best_val_map50']:.4f}; weights in {summary['out']}")
     return 0
@@ -152,6 +154,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                  lenient=args.lenient, device=args.device, strict=args.strict,
                                  imgsz=tuple(args.imgsz) if args.imgsz else None)
     print(report["text"])
+    return 0
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from active.evaluation.crossval import format_table_i, load_experiment_config, run_cv
+
+    overrides = list(args.set) + [f"{key}={getattr(args, flag)}" for flag, key in (
+        ("data", "data.path"), ("scale", "model.scale"), ("device", "device"))
+        if getattr(args, flag) is not None]
+    cfg = load_experiment_config(args.config, overrides, args.epochs)
+    result = run_cv(cfg, args.variant, args.folds, args.out, args.seed, progress=not args.quiet)
+    print(format_table_i(result))
+    print(f"table: {result.out / 'table.md'}; per-fold results: {result.out / 'results.json'}")
+    return 0
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from active.evaluation.crossval import format_table_ii, load_experiment_config, run_ablation
+
+    overrides = list(args.set) + [f"{key}={getattr(args, flag)}" for flag, key in (
+        ("data", "data.path"), ("scale", "model.scale"), ("device", "device"))
+        if getattr(args, flag) is not None]
+    cfg = load_experiment_config(args.config, overrides, args.epochs)
+    result = run_ablation(cfg, args.variant, args.folds, args.out, args.seed,
+                          progress=not args.quiet)
+    print(format_table_ii(result))
+    print(f"table: {result.out / 'ablation.md'}; per-fold results: {result.out / 'results.json'}")
     return 0
 
 
@@ -283,6 +312,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     p.add_argument("--strict", action="store_true", help="strict dataset loading")
     p.set_defaults(func=cmd_eval)
+
+    saved = (" The split, per-fold results and table are saved in --out; rerunning the command "
+             "skips finished folds and resumes interrupted ones.")
+    experiments = {
+        "cv": ("k-fold cross-validation by video, as the paper's Table I",
+               "Train each variant on k folds by video (k=5: the paper's 6:2:2 per fold; k = "
+               "number of videos: leave-one-video-out), evaluate best.pt on each fold's test "
+               "videos and report AP50 per class (mean ± std), laid out as the paper's Table I."),
+        "ablation": ("DBFEN branch ablation, as the paper's Table II",
+                     "Train one variant with DBFEN branch 1, branch 2 and both on the same k "
+                     "folds by video and report test AP50 per class (mean ± std), laid out as "
+                     "the paper's Table II."),
+    }
+    for name, (help_, description) in experiments.items():
+        ablation = name == "ablation"
+        p = sub.add_parser(name, help=help_, description=description + saved)
+        p.add_argument("--config", type=Path, default=None, help="YAML config (see configs/)")
+        p.add_argument("--folds", type=int, default=5, help="k, from 3 to the number of videos "
+                       "(default 5)")
+        if ablation:
+            p.add_argument("--variant", default=None,
+                           help="model.variant to ablate (default: the config's)")
+        else:
+            p.add_argument("--variant", nargs="+", default=None, metavar="VARIANT",
+                           help="variants to compare, e.g. active-i active-iv (default: the "
+                           "config's)")
+        p.add_argument("--data", default=None, help="dataset path (data.path)")
+        p.add_argument("--scale", default=None, help="model.scale: paper, s, n, tiny")
+        p.add_argument("--epochs", type=int, nargs="+", default=None,
+                       help="epochs per stage (one value for every stage, or one per stage)")
+        p.add_argument("--out", type=Path, default=Path(f"runs/{name}"),
+                       help=f"experiment folder (default runs/{name})")
+        p.add_argument("--seed", type=int, default=0, help="seed of the assignment of videos "
+                       "to folds (default 0; the training seed is the config's: --set seed=N)")
+        p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 ...")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any config field, e.g. --set loss.assign=ratio (repeatable)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.set_defaults(func=cmd_ablation if ablation else cmd_cv)
     return parser
 
 

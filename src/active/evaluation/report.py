@@ -80,9 +80,15 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
                         out: str | Path | None = None, score_threshold: float = 0.25,
                         iou_threshold: float = 0.45, lenient: bool = False,
                         device: str = "auto", strict: bool = False,
-                        imgsz: tuple[int, int] | None = None) -> dict[str, Any]:
+                        imgsz: tuple[int, int] | None = None, classes: Any = None,
+                        postprocess: Any = None) -> dict[str, Any]:
     """Evaluate a checkpoint on a dataset (or one part of a split); returns the report dict
-    (and writes ``report.json`` and ``pr_curve.png`` into ``out`` when given)."""
+    (and writes ``report.json`` and ``pr_curve.png`` into ``out`` when given).
+
+    ``classes`` is the dataset's :class:`~active.data.classes.ClassMap` (default: sperm/impurity
+    with SVIA's names); ``postprocess`` a full :class:`PostProcessConfig` for the AP detections
+    (default: the evaluation one, score 0.001, with ``iou_threshold``).
+    """
     from active.data.dataset import load_dataset
     from active.data.splits import SplitPlan, apply_fold
     from active.evaluation.coco_eval import coco_evaluate
@@ -95,11 +101,13 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
 
     dev = resolve_device(device)
     model, ckpt = load_model(weights, dev)
-    records = load_dataset(data, fmt, strict=strict)
+    from active.data.classes import DEFAULT_CLASSES
+
+    records = load_dataset(data, fmt, classes or DEFAULT_CLASSES, strict=strict)
     if split is not None:
         records = apply_fold(records, SplitPlan.load(split).folds[fold], Path(split))[part]
     coder = LossConfig.from_dict(ckpt.get("loss_config") or {}).coder()
-    cfg = PostProcessConfig.for_evaluation(iou_threshold=iou_threshold)
+    cfg = postprocess or PostProcessConfig.for_evaluation(iou_threshold=iou_threshold)
     size = imgsz or tuple(model.config.imgsz)
     results = predict_records(model, records, size, coder, cfg, dev)
     names = model.class_names

@@ -1,11 +1,11 @@
 """``fit(config)``: freeze training in stages with validation, checkpoints, resume, logs and
-optional DistributedDataParallel (``torchrun --nproc_per_node N -m active train ...``)."""
+optional DistributedDataParallel (``torchrun --nproc_per_node N -m active train ...``; the rank
+helpers are in :mod:`active.training.distributed`)."""
 
 from __future__ import annotations
 
 import csv
 import math
-import os
 import random
 import time
 from dataclasses import replace
@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader
 
 from active.data.record import FrameRecord
 from active.evaluation.ap import mean_ap
+from active.training import distributed as ddp
 from active.training.checkpoint import read_checkpoint, save_checkpoint
 from active.training.config import TrainConfig
 from active.training.data import DetectionDataset, collate
@@ -81,27 +81,30 @@ def _lr_lambda(total: int, warmup: int, final: float):
 
 
 class Run:
-    """The state of one training run, so that ``fit`` reads as the recipe it is."""
+    """The state of one training run, so that ``fit`` reads as the recipe it is.
+
+    Under torchrun it joins the process group (see :func:`active.training.distributed.setup`);
+    ``main`` is rank 0, the only rank that validates, prints and writes files.
+    """
 
     def __init__(self, cfg: TrainConfig, out: Path, resume: bool, progress: bool) -> None:
         self.cfg, self.out, self.progress = cfg, out, progress
-        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-        if self.distributed and not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
-            dist.init_process_group(backend)
-        self.rank = dist.get_rank() if self.distributed else 0
-        self.world = dist.get_world_size() if self.distributed else 1
-        self.device = resolve_device(cfg.device)
-        if self.device.type == "cuda" and self.distributed:
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        self.main = self.rank == 0
+        self.ranks, self.device = ddp.setup(resolve_device(cfg.device))
+        self.distributed, self.main = self.ranks.distributed, self.ranks.main
+        self.rank, self.world = self.ranks.rank, self.ranks.world
         self.resume_state = None
-        if resume:
+        if resume:  # every rank reads it: the run folder must be on a shared file system
             self.resume_state = read_checkpoint(out / "last.pt")
 
     def log(self, text: str) -> None:
         if self.main:
             print(text, flush=True)
+
+    def barrier(self) -> None:
+        ddp.barrier(self.ranks, self.device)
+
+    def close(self) -> None:
+        ddp.close(self.ranks, self.device)
 
 
 def build_model_for(cfg: TrainConfig, train: list[FrameRecord], run: Run) -> torch.nn.Module:
@@ -155,7 +158,8 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     criterion = YoloCriterion(model.anchors, model.strides, model.num_classes, cfg.loss)
     criterion.to(run.device)
     coder = cfg.loss.coder()
-    ema = ModelEMA(model, cfg.ema_decay) if cfg.ema else None
+    # only rank 0 validates and saves, so only rank 0 keeps the average
+    ema = ModelEMA(model, cfg.ema_decay) if cfg.ema and run.main else None
     dataset = DetectionDataset(train, imgsz, cfg.augment, cfg.seed, cfg.data.cache)
     state = run.resume_state.get("train_state", {}) if run.resume_state else {}
     if run.resume_state is not None:  # the raw weights (the checkpoint's "model" may be the EMA)
@@ -170,15 +174,11 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
         if si < start_stage:
             continue
         model.freeze_backbone(stage.freeze_backbone)
-        net = model
-        if run.distributed:
-            net = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+        net = ddp.wrap(model, run.ranks, run.device)  # after freezing: DDP registers trainables
         generator = torch.Generator()
-        sampler = (DistributedSampler(dataset, run.world, run.rank, seed=cfg.seed)
-                   if run.distributed else RandomSampler(dataset, generator=generator))
+        sampler = ddp.sampler(dataset, run.ranks, cfg.seed, generator)
         loader = DataLoader(dataset, stage.batch, sampler=sampler, collate_fn=collate,
-                            num_workers=cfg.data.workers, drop_last=len(dataset) > stage.batch)
+                            num_workers=cfg.data.workers, drop_last=len(sampler) > stage.batch)
         steps = len(loader) if cfg.max_steps_per_epoch is None else min(
             len(loader), cfg.max_steps_per_epoch)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -189,8 +189,9 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
                   and run.device.type == "cuda" else None)
         first_epoch = 0
         if si == start_stage and "optimizer" in state:
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+            if start_epoch > 0:  # mid-stage; at a stage boundary the saved optimizer is the
+                optimizer.load_state_dict(state["optimizer"])  # last stage's, other params
+                scheduler.load_state_dict(state["scheduler"])
             first_epoch = start_epoch
             torch.set_rng_state(state["torch_rng"])
         for epoch in range(first_epoch, stage.epochs):
@@ -198,6 +199,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
             generator.manual_seed(cfg.seed + 1000 * si + epoch)  # same order after a resume
             if run.distributed:
                 sampler.set_epoch(1000 * si + epoch)
+                torch.manual_seed(ddp.rank_seed(cfg.seed, si, epoch, run.rank))
             t0 = time.time()
             bar = tqdm(total=steps, desc=f"{stage.name} {epoch + 1}/{stage.epochs}",
                        disable=not (progress and run.main), leave=False, dynamic_ncols=True)
@@ -210,6 +212,8 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
                                      cfg.precision, cfg.grad_clip, ema, scaler,
                                      cfg.max_steps_per_epoch, on_step)
             bar.close()
+            losses = ddp.average(losses, run.ranks, run.device)
+            digests = ddp.check_replicas(net, run.ranks) if run.distributed else []
             row: dict[str, Any] = {"epoch": len(history) + 1, "stage": stage.name,
                                    "lr": optimizer.param_groups[0]["lr"], **losses}
             final = si == len(cfg.stages) - 1 and epoch == stage.epochs - 1
@@ -237,20 +241,23 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
                     train_state["raw_model"] = {k: v.detach().cpu() for k, v in
                                                 model.state_dict().items()}
                 weights = ema.module if ema is not None else model
-                meta = {"epoch": row["epoch"], "val_map50": score}
+                meta: dict[str, Any] = {"epoch": row["epoch"], "val_map50": score}
+                if run.distributed:  # each rank's raw parameters, to check they agree
+                    meta["replica_digests"] = digests
                 save_checkpoint(out / "last.pt", weights, cfg.loss.to_dict(), train_state, meta)
                 if improved or not val:
                     save_checkpoint(out / "best.pt", weights, cfg.loss.to_dict(), None, meta)
                 write_log(out / "log.csv", history)
                 run.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in row.items()))
+            run.barrier()  # the others wait here (not inside DDP's forward) while rank 0 saves
         start_epoch = 0
     if run.main:
         plot_curves(history, out / "curves.png")
-    if run.distributed:
-        dist.barrier()
+    run.close()
     return {"out": str(out), "best_val_map50": best, "epochs": len(history),
-            "seconds": round(time.time() - t_start, 1), "history": history}
+            "seconds": round(time.time() - t_start, 1), "history": history,
+            "rank": run.rank, "world_size": run.world}
 
 
 def write_log(path: Path, history: list[dict]) -> None:

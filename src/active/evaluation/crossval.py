@@ -1,0 +1,378 @@
+"""Cross-validation by video and the branch ablation: the paper's Tables I and II, one call each.
+
+:func:`run_cv` trains every model on every fold of a k-fold split by video (``kfold_split``: with
+k = 5 each fold is the paper's 6:2:2 train/val/test; with k = the number of videos it is
+leave-one-video-out) and evaluates each fold's ``best.pt`` on that fold's test videos.
+:func:`run_ablation` does the same for one variant built with branch 1, branch 2 and both. The
+output folder holds::
+
+    split.json          the folds; a rerun reuses them, so every model sees the same parts
+    results.json        one entry per finished (model, fold), rewritten as each one finishes
+    table.md            Table I (run_cv) / ablation.md: Table II (run_ablation)
+    <model>/fold<i>/    the training run (best.pt, last.pt, log.csv) and test/report.json
+
+A rerun skips the (model, fold) pairs that have a results entry and resumes a run that has a
+``last.pt``, so an interrupted experiment continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from active.data.classes import ClassMap
+from active.data.splits import SplitPlan, kfold_split
+from active.errors import DataError
+from active.evaluation import report
+from active.training import trainer
+from active.training.config import TrainConfig
+from active.utils.config import ConfigError
+from active.utils.io import write_json, write_text
+
+BOTH = ("b1", "b2")
+ABLATION_BRANCHES: tuple[tuple[str, ...], ...] = (("b1",), ("b2",), BOTH)
+# Settings that may change between an interrupted run and its rerun without changing results.
+_RUN_ONLY = ("out", "device", "data.split", "data.fold", "data.workers", "data.cache",
+             "model.variant", "model.branches")
+_PAPER_ORDER = ("impurity", "sperm")  # the paper's tables list impurity first
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of the experiment: a variant and the DBFEN branches it is built with."""
+
+    variant: str
+    branches: tuple[str, ...] = BOTH
+
+    @property
+    def name(self) -> str:
+        """Folder and results key: ``active-i``, or ``active-i-b1`` for a single branch."""
+        if self.branches == BOTH:
+            return self.variant
+        return f"{self.variant}-{'+'.join(self.branches)}"
+
+    @property
+    def label(self) -> str:
+        """As the paper writes it: ``ACTIVE-I`` (``ACTIVE-I (b1)``)."""
+        name = self.variant.upper()
+        return name if self.branches == BOTH else f"{name} ({'+'.join(self.branches)})"
+
+
+@dataclass
+class FoldResult:
+    """Test AP50 of one model on one fold; ``ap50`` is NaN for a class without ground truth in
+    the fold's test videos."""
+
+    model: str
+    fold: int
+    test_videos: list[str]
+    frames: int
+    ap50: dict[str, float]
+    ground_truth: dict[str, int]
+    weights: str
+    epochs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ap50"] = {k: None if math.isnan(v) else v for k, v in self.ap50.items()}
+        return data  # null, not NaN: strict JSON readers reject NaN
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FoldResult:
+        ap50 = {k: float("nan") if v is None else float(v) for k, v in data["ap50"].items()}
+        return cls(**{**data, "ap50": ap50})
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    """Mean and sample standard deviation (ddof 1) over the folds where the class is defined."""
+
+    mean: float  # NaN when no fold has ground truth of the class
+    std: float  # NaN with fewer than two contributing folds
+    folds: int  # folds that contributed
+    total: int  # folds of the split
+
+
+@dataclass
+class CVResult:
+    """Every model's per-fold test AP50 on one split."""
+
+    out: Path
+    split: SplitPlan
+    models: list[ModelSpec]
+    results: list[FoldResult]
+
+    @property
+    def k(self) -> int:
+        return len(self.split.folds)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Classes in the paper's order (impurity, sperm), then any others as evaluated."""
+        seen = list(dict.fromkeys(c for r in self.results for c in r.ap50))
+        return [c for c in _PAPER_ORDER if c in seen] + [c for c in seen if c not in _PAPER_ORDER]
+
+    def fold_result(self, model: str, fold: int) -> FoldResult | None:
+        return next((r for r in self.results if r.model == model and r.fold == fold), None)
+
+    def summary(self, model: str, cls: str) -> ClassSummary:
+        aps = [r.ap50.get(cls, float("nan")) for r in self.results if r.model == model]
+        aps = [a for a in aps if not math.isnan(a)]
+        mean = float(np.mean(aps)) if aps else float("nan")
+        std = float(np.std(aps, ddof=1)) if len(aps) > 1 else float("nan")
+        return ClassSummary(mean, std, len(aps), self.k)
+
+
+def load_experiment_config(path: str | Path | None, overrides: Sequence[str] = (),
+                           epochs: Sequence[int] | None = None) -> TrainConfig:
+    """``load_config`` plus epochs per stage (one value for every stage, or one per stage)."""
+    from active.training.config import load_config
+
+    cfg = load_config(path, list(overrides))
+    for i, stage in enumerate(cfg.stages if epochs else ()):
+        stage.epochs = int(epochs[min(i, len(epochs) - 1)])
+    return cfg
+
+
+def run_cv(cfg: TrainConfig, variants: Sequence[str] | None = None, folds: int = 5,
+           out: str | Path = "runs/cv", seed: int = 0,
+           branches_list: Sequence[Sequence[str]] | None = None, progress: bool = True,
+           log: Callable[[str], None] = print) -> CVResult:
+    """k-fold cross-validation by video of each variant (x each branch setting); writes Table I.
+
+    Args:
+        cfg: the training recipe shared by every run; its model variant and branches are
+            replaced per model, its ``out`` and ``data.split``/``data.fold`` per fold.
+        variants: e.g. ``["active-i", "active-iv"]``; default the config's variant.
+        folds: k; at least 3 (one group of videos validates, one tests) and at most the number
+            of videos (k = number of videos is leave-one-video-out).
+        out: the experiment folder (see the module docstring).
+        seed: seed of the assignment of videos to folds (training uses ``cfg.seed``).
+        branches_list: DBFEN branch settings; default the config's ``model.branches``.
+        progress: progress bars while training.
+        log: where the one-line reports of each fold go.
+    """
+    result = _run(cfg, variants, folds, Path(out), seed, branches_list, progress, log)
+    write_text(result.out / "table.md", format_table_i(result) + "\n")
+    return result
+
+
+def run_ablation(cfg: TrainConfig, variant: str | None = None, folds: int = 5,
+                 out: str | Path = "runs/ablation", seed: int = 0, progress: bool = True,
+                 log: Callable[[str], None] = print) -> CVResult:
+    """The branch ablation: ``variant`` with branch 1, branch 2 and both on the same k folds;
+    writes Table II to ``out/ablation.md``. Arguments as :func:`run_cv`."""
+    result = _run(cfg, [variant] if variant else None, folds, Path(out), seed,
+                  ABLATION_BRANCHES, progress, log)
+    write_text(result.out / "ablation.md", format_table_ii(result) + "\n")
+    return result
+
+
+def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, seed: int,
+         branches_list: Sequence[Sequence[str]] | None, progress: bool,
+         log: Callable[[str], None]) -> CVResult:
+    specs: list[ModelSpec] = []
+    for variant in variants or [cfg.model.variant]:
+        for branches in branches_list or [cfg.model.branches]:
+            try:  # build every model config first, so a typo fails before hours of training
+                mcfg = replace(cfg.model, variant=variant, branches=tuple(branches))
+            except ValueError as exc:
+                raise ConfigError(f"model {variant} {tuple(branches)}: {exc}") from None
+            spec = ModelSpec(mcfg.variant, mcfg.branches)
+            if spec not in specs:
+                specs.append(spec)
+    split_path = out / "split.json"
+    plan = _split_plan(cfg, split_path, k, seed)
+    store = _ResultStore(out / "results.json", _fingerprint(cfg))
+    for spec in specs:
+        for i in range(k):
+            if store.get(spec.name, i) is not None:
+                log(f"{spec.name} fold {i}: done, skipped (results in {store.path})")
+                continue
+            res = _run_fold(cfg, spec, split_path, i, out, progress, log)
+            store.add(res)
+            log(f"{spec.name} fold {i}: test {', '.join(res.test_videos)}: AP50 (%) " + ", ".join(
+                f"{c} {_pct(a)}" for c, a in res.ap50.items()))
+    results = [r for s in specs for i in range(k) if (r := store.get(s.name, i)) is not None]
+    return CVResult(out, plan, specs, results)
+
+
+def _split_plan(cfg: TrainConfig, path: Path, k: int, seed: int) -> SplitPlan:
+    """The folds saved in ``path``, or new ones over the dataset's videos (then saved)."""
+    from active.data.classes import DEFAULT_CLASSES
+    from active.data.dataset import load_dataset
+
+    records = load_dataset(cfg.data.path, cfg.data.format, DEFAULT_CLASSES, cfg.data.strict)
+    videos = sorted({r.video_id for r in records})
+    if path.is_file():
+        plan = SplitPlan.load(path)
+        if (plan.kind, len(plan.folds), plan.seed, sorted(plan.videos)) != ("kfold", k, seed,
+                                                                             videos):
+            raise DataError(path, f"holds {len(plan.folds)} {plan.kind} folds (seed {plan.seed}) "
+                            f"over {len(plan.videos)} videos, but this run asks {k} folds "
+                            f"(seed {seed}) over the dataset's {len(videos)} videos; use "
+                            "another output folder or remove the old one")
+        return plan
+    if k > len(videos):
+        hint = (f"; {len(videos)} folds is leave-one-video-out" if len(videos) >= 3 else "")
+        raise DataError(cfg.data.path, f"{k} folds need at least {k} videos, but the dataset "
+                        f"has {len(videos)} ({', '.join(videos[:10])}){hint}")
+    if k < 3:
+        raise DataError(cfg.data.path, f"cross-validation needs at least 3 folds (one group "
+                        f"of videos validates, one tests), got {k}")
+    plan = kfold_split(videos, k, seed, val=True)
+    plan.save(path)
+    return plan
+
+
+def _run_fold(cfg: TrainConfig, spec: ModelSpec, split_path: Path, fold: int, out: Path,
+              progress: bool, log: Callable[[str], None]) -> FoldResult:
+    """Train (or resume) one model on one fold and evaluate it on the fold's test videos."""
+    run_dir = out / spec.name / f"fold{fold}"
+    fold_cfg = replace(cfg, out=str(run_dir),
+                       data=replace(cfg.data, split=str(split_path), fold=fold),
+                       model=replace(cfg.model, variant=spec.variant, branches=spec.branches))
+    resume = (run_dir / "last.pt").is_file()  # a finished run resumes to itself at once
+    log(f"{spec.name} fold {fold}: {'resuming' if resume else 'training'} in {run_dir}")
+    summary = trainer.fit(fold_cfg, resume=resume, progress=progress)
+    weights = run_dir / "best.pt"
+    if not weights.is_file():  # validation AP was never defined (no ground truth in val)
+        weights = run_dir / "last.pt"
+    rep = report.evaluate_checkpoint(
+        weights, cfg.data.path, fmt=cfg.data.format, split=split_path, part="test", fold=fold,
+        out=run_dir / "test", device=cfg.device, strict=cfg.data.strict,
+        classes=ClassMap.from_file(cfg.data.classes) if cfg.data.classes else None,
+        postprocess=cfg.eval)
+    per_class = rep["operating_point"]["per_class"]
+    return FoldResult(spec.name, fold, list(rep["videos"]), int(rep["frames"]),
+                      {c: float(a) for c, a in rep["ap50"].items()},
+                      {c: int(per_class[c]["ground_truth"]) for c in rep["ap50"]},
+                      str(weights), int(summary.get("epochs", 0)))
+
+
+def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:
+    """The config without the settings that differ per run or may change on a rerun."""
+    data = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as read back from JSON
+    for key in _RUN_ONLY:
+        *parents, last = key.split(".")
+        node = data
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(last, None)
+    return data
+
+
+def _flat(data: Any, key: str = "") -> dict[str, Any]:
+    """``{"a": {"b": [1]}}`` as ``{"a.b[0]": 1}``, to name the settings that differ."""
+    if isinstance(data, dict):
+        items = [(f"{key}.{k}" if key else str(k), v) for k, v in data.items()]
+    elif isinstance(data, list) and data:
+        items = [(f"{key}[{i}]", v) for i, v in enumerate(data)]
+    else:
+        return {key: data}
+    return {k: v for sub, val in items for k, v in _flat(val, sub).items()}
+
+
+class _ResultStore:
+    """``results.json``: finished (model, fold) entries and the config they were made with."""
+
+    def __init__(self, path: Path, config: dict[str, Any]) -> None:
+        self.path, self.config = path, config
+        self.entries: list[FoldResult] = []
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                entries = [FoldResult.from_dict(e) for e in data["results"]]
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise DataError(path, f"not a cross-validation results file: {exc!r}") from None
+            old, new = _flat(data.get("config", {})), _flat(config)
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            if entries and changed:
+                raise ConfigError(f"{path}: its finished folds were trained with other settings "
+                                  f"({', '.join(changed[:8])}); use another output folder or "
+                                  "remove the old one")
+            self.entries = entries
+
+    def get(self, model: str, fold: int) -> FoldResult | None:
+        return next((e for e in self.entries if (e.model, e.fold) == (model, fold)), None)
+
+    def add(self, entry: FoldResult) -> None:
+        self.entries.append(entry)
+        write_json(self.path, {"version": 1, "config": self.config,
+                               "results": [e.to_dict() for e in self.entries]})
+
+
+def _pct(ap: float) -> str:
+    return "n/a" if math.isnan(ap) else f"{100 * ap:.2f}"
+
+
+def _mean_cell(s: ClassSummary) -> str:
+    if s.folds == 0:
+        return "n/a"
+    cell = _pct(s.mean) + (f" ± {100 * s.std:.2f}" if s.folds > 1 else "")
+    return cell + (f" ({s.folds} of {s.total} folds)" if s.folds < s.total else "")
+
+
+def _fold_cell(result: CVResult, model: str, fold: int, classes: Sequence[str]) -> str:
+    r = result.fold_result(model, fold)
+    return "-" if r is None else " / ".join(_pct(r.ap50.get(c, float("nan"))) for c in classes)
+
+
+def _abbrev(name: str) -> str:
+    return {"impurity": "I", "sperm": "S"}.get(name, name)
+
+
+def _notes(result: CVResult) -> list[str]:
+    missing = [f"{r.model} fold {r.fold} ({c})" for r in result.results for c, a in r.ap50.items()
+               if math.isnan(a)]
+    if not missing:
+        return []
+    return ["", "n/a: no ground truth of the class in the fold's test videos: "
+            + "; ".join(missing) + ". Means leave those folds out."]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+def format_table_i(result: CVResult) -> str:
+    """Markdown laid out as the paper's Table I: a row per model, mean ± std of AP50 (%) per
+    class over the folds, then one column per fold (``AP_I / AP_S``)."""
+    classes = result.class_names
+    folds = range(result.k)
+    header = ["Model", *(f"AP_{_abbrev(c)} (%)" for c in classes),
+              *(f"fold {i} ({' / '.join(_abbrev(c) for c in classes)})" for i in folds)]
+    rows = [[m.label, *(_mean_cell(result.summary(m.name, c)) for c in classes),
+             *(_fold_cell(result, m.name, i, classes) for i in folds)] for m in result.models]
+    title = (f"Table I: AP50 (%) of {result.k}-fold cross-validation by video (split seed "
+             f"{result.split.seed}); mean ± sample standard deviation over the folds.")
+    return "\n".join([title, "", *_table(header, rows), *_notes(result)])
+
+
+def format_table_ii(result: CVResult) -> str:
+    """Markdown laid out as the paper's Table II: per branch setting and class, mean ± std of
+    AP50 (%) over the folds, then one column per fold; one table per variant."""
+    classes = result.class_names
+    blocks = []
+    for variant in dict.fromkeys(m.variant for m in result.models):
+        rows = []
+        for m in (m for m in result.models if m.variant == variant):
+            marks = ["✓" if b in m.branches else "" for b in BOTH]
+            for c in classes:
+                r = [result.fold_result(m.name, i) for i in range(result.k)]
+                rows.append([*marks, c.capitalize(), _mean_cell(result.summary(m.name, c)),
+                             *("-" if x is None else _pct(x.ap50.get(c, float("nan")))
+                               for x in r)])
+        header = ["DBFEN1", "DBFEN2", "Category", "AP (%)", *(f"fold {i}" for i in
+                                                               range(result.k))]
+        blocks += [f"Table II: branch ablation of {variant.upper()}, AP50 (%) over {result.k} "
+                   f"folds by video (split seed {result.split.seed}); mean ± sample standard "
+                   "deviation over the folds.", "", *_table(header, rows), ""]
+    return "\n".join(blocks[:-1] + _notes(result))

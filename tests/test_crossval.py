@@ -1,0 +1,178 @@
+"""Cross-validation and the branch ablation: every video is tested once, a rerun skips finished
+folds and resumes unfinished ones, tables give mean ± std over the folds and n/a where a class
+has no ground truth."""
+
+import json
+import math
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from active.cli import main
+from active.data.splits import kfold_split
+from active.data.synth import SynthConfig, generate_dataset
+from active.errors import DataError
+from active.evaluation import report
+from active.evaluation.crossval import (
+    ABLATION_BRANCHES,
+    CVResult,
+    FoldResult,
+    ModelSpec,
+    format_table_i,
+    format_table_ii,
+    run_ablation,
+    run_cv,
+)
+from active.training import trainer
+from active.training.config import StageConfig, load_config
+from active.utils.config import ConfigError
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    cfg = SynthConfig(width=160, height=128, sperm_in_view=(6, 10), impurities_in_view=(1, 2),
+                      dots_in_view=(5, 10))
+    generate_dataset(root, videos=3, frames=3, seed=0, cfg=cfg)
+    return root
+
+
+def _config(root, **kw):
+    cfg = load_config(overrides=[
+        "model.variant=active-i", "model.scale=tiny", "model.imgsz=[128, 160]",
+        f"data.path={root}", "warmup_steps=2", "augment.mosaic=0", "device=cpu",
+    ])
+    stages = [StageConfig("frozen", 1, 4, 2e-3, True)]  # the cheap stage: frozen backbone
+    return replace(cfg, stages=stages, max_steps_per_epoch=1, eval_every=100, **kw)
+
+
+class FakeRuns:
+    """Stands in for training and evaluation: records each call, returns made-up APs."""
+
+    def __init__(self, monkeypatch):
+        self.fits: list[tuple[str, tuple[str, ...], int, bool]] = []
+        self.evals = 0
+        monkeypatch.setattr(trainer, "fit", self.fit)
+        monkeypatch.setattr(report, "evaluate_checkpoint", self.evaluate)
+
+    def fit(self, cfg, resume=False, progress=True):
+        self.fits.append((cfg.model.variant, cfg.model.branches, cfg.data.fold, resume))
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out) / "best.pt").write_bytes(b"")
+        return {"epochs": 2}
+
+    def evaluate(self, weights, data, split=None, part="test", fold=0, **kw):
+        self.evals += 1
+        videos = json.loads(Path(split).read_text())["folds"][fold][part]
+        ap = 0.1 * (fold + 1)
+        gt = {"ground_truth": 3}
+        return {"videos": videos, "frames": 4 * len(videos), "ap50": {"sperm": ap,
+                "impurity": ap / 2}, "operating_point": {"per_class": {"sperm": gt,
+                                                                       "impurity": gt}}}
+
+
+def test_tiny_cv_tests_every_video_once_and_reruns_skip(synth_root, tmp_path, monkeypatch):
+    out = tmp_path / "cv"
+    lines: list[str] = []
+    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, progress=False,
+                    log=lines.append)
+    assert [r.fold for r in result.results] == [0, 1, 2]
+    tested = [v for r in result.results for v in r.test_videos]
+    assert sorted(tested) == sorted(result.split.videos) and len(set(tested)) == 3
+    assert all((out / "active-i" / f"fold{i}" / "best.pt").is_file() for i in range(3))
+    assert all((out / "active-i" / f"fold{i}" / "test" / "report.json").is_file()
+               for i in range(3))
+    assert len(json.loads((out / "results.json").read_text())["results"]) == 3
+    table = (out / "table.md").read_text()
+    assert "| Model | AP_I (%) | AP_S (%) | fold 0 (I / S) |" in table
+    sperm = [100 * r.ap50["sperm"] for r in result.results]
+    row = next(line for line in table.splitlines() if line.startswith("| ACTIVE-I |"))
+    assert row.split(" | ")[2] == f"{statistics.mean(sperm):.2f} ± {statistics.stdev(sperm):.2f}"
+    assert any("fold 2: test" in line for line in lines)
+
+    fake = FakeRuns(monkeypatch)  # a rerun trains and evaluates nothing
+    again = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append)
+    assert fake.fits == [] and fake.evals == 0
+    assert [r.to_dict() for r in again.results] == [r.to_dict() for r in result.results]
+    assert "done, skipped" in lines[-1]
+
+    # an interrupted fold: its results entry is missing, its run has last.pt -> resumed
+    data = json.loads((out / "results.json").read_text())
+    data["results"] = [e for e in data["results"] if e["fold"] != 1]
+    (out / "results.json").write_text(json.dumps(data))
+    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append)
+    assert fake.fits == [("active-i", ("b1", "b2"), 1, True)] and fake.evals == 1
+
+    with pytest.raises(ConfigError, match="other settings .*seed"):
+        run_cv(_config(synth_root, seed=1), ["active-i"], folds=3, out=out, log=lines.append)
+    with pytest.raises(DataError, match="holds 3 kfold folds"):
+        run_cv(_config(synth_root), ["active-i"], folds=4, out=out, log=lines.append)
+
+
+def test_ablation_builds_three_branch_settings(synth_root, tmp_path, monkeypatch, capsys):
+    fake = FakeRuns(monkeypatch)
+    result = run_ablation(_config(synth_root), "ACTIVE-II", folds=3, out=tmp_path, log=print)
+    assert [m.branches for m in result.models] == list(ABLATION_BRANCHES)
+    assert sorted(set(fake.fits)) == sorted(
+        ("active-ii", b, i, False) for b in ABLATION_BRANCHES for i in range(3))
+    assert {p.name for p in tmp_path.iterdir() if p.is_dir()} == {
+        "active-ii-b1", "active-ii-b2", "active-ii"}
+    table = (tmp_path / "ablation.md").read_text()
+    assert "| DBFEN1 | DBFEN2 | Category | AP (%) | fold 0 | fold 1 | fold 2 |" in table
+    assert "| ✓ |  | Impurity | 10.00 ± 5.00 | 5.00 | 10.00 | 15.00 |" in table
+    assert "|  | ✓ | Sperm | 20.00 ± 10.00 | 10.00 | 20.00 | 30.00 |" in table
+    assert table.count("| ✓ | ✓ |") == 2
+
+    config = tmp_path / "run.yaml"  # the CLI calls the same function: a rerun prints the table
+    config.write_text(yaml.safe_dump(_config(synth_root).to_dict()))
+    capsys.readouterr()
+    assert main(["ablation", "--config", str(config), "--folds", "3", "--out", str(tmp_path),
+                 "--variant", "active-ii", "--quiet"]) == 0
+    assert table.strip() in capsys.readouterr().out and len(fake.fits) == 9
+    assert main(["ablation", "--config", str(config), "--folds", "3", "--out", str(tmp_path),
+                 "--variant", "active-ii", "--epochs", "2"]) == 2
+    assert "trained with other settings (stages[0].epochs)" in \
+        capsys.readouterr().err
+
+def test_cli_cv_and_too_many_folds(synth_root, tmp_path, monkeypatch, capsys):
+    fake = FakeRuns(monkeypatch)
+    assert main(["cv", "--data", str(synth_root), "--folds", "3", "--out", str(tmp_path),
+                 "--variant", "active-i", "active-iv", "--scale", "tiny", "--epochs", "1",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "| ACTIVE-I |" in out and "| ACTIVE-IV |" in out and len(fake.fits) == 6
+    assert (tmp_path / "table.md").read_text().strip() in out
+    assert main(["cv", "--data", str(synth_root), "--folds", "5", "--out",
+                 str(tmp_path / "five")]) == 2
+    assert "5 folds need at least 5 videos, but the dataset has 3" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="unknown variant 'active-ix'"):
+        run_cv(_config(synth_root), ["active-ix"], folds=3, out=tmp_path / "x")
+
+
+def test_class_without_ground_truth_is_na_and_left_out_of_the_mean():
+    nan = float("nan")
+    result = CVResult(Path("."), kfold_split(["a", "b", "c"], 3), [ModelSpec("active-iv")], [
+        FoldResult("active-iv", i, [v], 4, {"sperm": s, "impurity": imp},
+                   {"sperm": 5, "impurity": 2}, "w.pt")
+        for i, (v, s, imp) in enumerate([("a", 0.9, 0.4), ("b", 0.8, nan), ("c", 0.7, 0.2)])])
+    s = result.summary("active-iv", "impurity")
+    assert (s.folds, s.total) == (2, 3)
+    assert s.mean == pytest.approx(0.3) and s.std == pytest.approx(statistics.stdev([0.4, 0.2]))
+    table = format_table_i(result)
+    assert ("| ACTIVE-IV | 30.00 ± 14.14 (2 of 3 folds) | 80.00 ± 10.00 | 40.00 / 90.00 | "
+            "n/a / 80.00 | 20.00 / 70.00 |") in table
+    assert "no ground truth of the class in the fold's test videos: active-iv fold 1 (impurity)" \
+        in table
+    one = CVResult(Path("."), result.split, result.models, [replace(
+        result.results[0], ap50={"sperm": nan, "impurity": 0.5})])
+    assert "| ACTIVE-IV | 50.00 (1 of 3 folds) | n/a | 50.00 / n/a | - | - |" in format_table_i(one)
+    assert "|  | ✓ | Impurity |" not in format_table_ii(result)
+    assert "| ✓ | ✓ | Impurity | 30.00 ± 14.14 (2 of 3 folds) | 40.00 | n/a | 20.00 |" in \
+        format_table_ii(result)
+    entry = result.results[1].to_dict()
+    assert entry["ap50"]["impurity"] is None  # strict JSON
+    assert math.isnan(FoldResult.from_dict(json.loads(json.dumps(entry))).ap50["impurity"])
+
