@@ -50,3 +50,13 @@ def make_records(n_videos: int = 2, n_frames: int = 3, size: tuple[int, int] = (
 @pytest.fixture
 def records() -> list[FrameRecord]:
     return make_records()
+
+
+def tiny_synth(root: Path, videos: int, frames: int, seed: int = 0) -> Path:
+    """A small synthetic SVIA-layout dataset (160x128 frames, a few objects each) for tiny runs."""
+    from active.data.synth import SynthConfig, generate_dataset
+
+    cfg = SynthConfig(width=160, height=128, sperm_in_view=(6, 10), impurities_in_view=(1, 2),
+                      dots_in_view=(5, 10))
+    generate_dataset(root, videos=videos, frames=frames, seed=seed, cfg=cfg)
+    return root

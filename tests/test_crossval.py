@@ -13,7 +13,6 @@ import yaml
 
 from active.cli import main
 from active.data.splits import kfold_split
-from active.data.synth import SynthConfig, generate_dataset
 from active.errors import DataError
 from active.evaluation import report
 from active.evaluation.crossval import (
@@ -29,15 +28,12 @@ from active.evaluation.crossval import (
 from active.training import trainer
 from active.training.config import StageConfig, load_config
 from active.utils.config import ConfigError
+from conftest import tiny_synth
 
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    cfg = SynthConfig(width=160, height=128, sperm_in_view=(6, 10), impurities_in_view=(1, 2),
-                      dots_in_view=(5, 10))
-    generate_dataset(root, videos=3, frames=3, seed=0, cfg=cfg)
-    return root
+    return tiny_synth(tmp_path_factory.mktemp("synth"), videos=3, frames=3)
 
 
 def _config(root, **kw):

@@ -6,21 +6,17 @@ from dataclasses import replace
 import pytest
 import torch
 
-from active.data.synth import SynthConfig, generate_dataset
 from active.errors import CheckpointError
 from active.training import trainer as trainer_mod
 from active.training.checkpoint import load_model, read_checkpoint, save_checkpoint
 from active.training.config import StageConfig, load_config
 from active.utils.config import ConfigError
+from conftest import tiny_synth
 
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    cfg = SynthConfig(width=160, height=128, sperm_in_view=(6, 10), impurities_in_view=(1, 2),
-                      dots_in_view=(5, 10))
-    generate_dataset(root, videos=5, frames=6, seed=0, cfg=cfg)
-    return root
+    return tiny_synth(tmp_path_factory.mktemp("synth"), videos=5, frames=6)
 
 
 def _config(root, out, epochs=(1, 1), **kw):
