@@ -31,3 +31,8 @@ class CheckpointError(ActiveError, ValueError):
     def __init__(self, path: str | Path, message: str) -> None:
         self.path = Path(path)
         super().__init__(f"{self.path}: {message}")
+
+
+class UsageError(ActiveError, ValueError):
+    """An argument that cannot work (an unknown backend, an input size that is not a multiple
+    of the stride, ...)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from active.errors import VideoError
+from active.errors import DataError, VideoError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg")
 
@@ -164,3 +164,62 @@ def write_video(path: str | Path, frames: list[np.ndarray] | Iterator[np.ndarray
         if count == 0:
             raise VideoError(path, "no frames to write")
     return count
+
+
+class VideoWriter:
+    """Write RGB frames one at a time to a temporary file beside ``path``; :meth:`close` renames
+    it onto ``path``, :meth:`abort` (or an exception inside ``with``) deletes it, so an interrupted
+    run never leaves a video that looks finished. Every frame must have the first frame's size;
+    ``name`` (e.g. the image file) goes into the error when one does not."""
+
+    def __init__(self, path: str | Path, fps: float = 30.0, fourcc: str = "mp4v") -> None:
+        from active.utils.io import atomic_path
+
+        self.path = Path(path)
+        self.fps, self.fourcc = fps, fourcc
+        self._ctx = atomic_path(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        self.count = 0
+
+    def write(self, image: np.ndarray, name: str | None = None) -> None:
+        h, w = image.shape[:2]
+        if self._writer is None:
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
+                                           self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise VideoError(self.path, f"cannot open a {self.fourcc} video writer")
+            self.size = (w, h)
+        elif (w, h) != self.size:
+            where = name or f"frame {self.count}"
+            raise DataError(where, f"is {w}x{h} but the video {self.path.name} is "
+                                   f"{self.size[0]}x{self.size[1]}; a video needs frames of one "
+                                   "size (write annotated images instead)")
+        self._writer.write(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+        self.count += 1
+
+    def close(self) -> Path:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if self.count == 0:
+            self.abort()
+            raise VideoError(self.path, "no frames to write")
+        self._ctx.__exit__(None, None, None)
+        return self.path
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -124,6 +124,8 @@ def build_model_for(cfg: TrainConfig, train: list[FrameRecord], run: Run) -> tor
             raise ValueError(f"{cfg.init_weights}: holds {init_cfg.variant}/{init_cfg.scale}/"
                              f"{init_cfg.branches}, config asks {mcfg.variant}/{mcfg.scale}/"
                              f"{mcfg.branches}")
+        if tuple(init_cfg.imgsz) != tuple(mcfg.imgsz):  # fine-tuning at another input size
+            model.config = replace(init_cfg, imgsz=tuple(mcfg.imgsz))
         run.log(f"initialised from {cfg.init_weights}")
         return model
     elif cfg.fit_anchors:

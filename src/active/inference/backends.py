@@ -1,0 +1,129 @@
+"""Inference backends: the network's raw per-level outputs from PyTorch or ONNX Runtime.
+
+Both take a (B, 3, H, W) float32 batch in [0, 1] (a numpy array) and return the raw head tensors
+as torch tensors, so decoding and DIoU-NMS are one code path whatever runs the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from active.errors import CheckpointError
+from active.models.coder import BoxCoder
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+    return dev
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What post-processing needs to know about a network, whatever runs it."""
+
+    names: tuple[str, ...]
+    imgsz: tuple[int, int]  # (height, width) of the network input
+    anchors: torch.Tensor  # (levels, anchors, 2) in input pixels
+    strides: tuple[int, ...]
+    coder: BoxCoder
+    description: str = ""
+
+    def metadata(self) -> dict[str, str]:
+        """String metadata for an exported ONNX file (read back by :meth:`from_metadata`)."""
+        return {
+            "format": "active-onnx",
+            "version": "1",
+            "names": json.dumps(list(self.names)),
+            "imgsz": json.dumps(list(self.imgsz)),
+            "anchors": json.dumps(self.anchors.tolist()),
+            "strides": json.dumps(list(self.strides)),
+            "coder": json.dumps({"mode": self.coder.mode, "scale_xy": self.coder.scale_xy,
+                                 "max_log_wh": self.coder.max_log_wh}),
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], path: Path) -> ModelSpec:
+        if meta.get("format") != "active-onnx":
+            raise CheckpointError(path, "ONNX model without ACTIVE metadata (export it with "
+                                        "'active export WEIGHTS --format onnx')")
+        if int(meta.get("version", "0")) > 1:
+            raise CheckpointError(path, f"ONNX metadata version {meta['version']} is newer than "
+                                        "this ACTIVE understands (1); upgrade ACTIVE")
+        try:
+            return cls(
+                names=tuple(json.loads(meta["names"])),
+                imgsz=tuple(json.loads(meta["imgsz"])),  # type: ignore[arg-type]
+                anchors=torch.tensor(json.loads(meta["anchors"]), dtype=torch.float32),
+                strides=tuple(json.loads(meta["strides"])),
+                coder=BoxCoder(**json.loads(meta["coder"])),
+                description=meta.get("description", ""),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(path, f"malformed ACTIVE metadata in ONNX model: {exc}"
+                                  ) from None
+
+
+class TorchBackend:
+    """A Detector in eval mode (BatchNorm fused) on a device."""
+
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "auto") -> None:
+        self.device = pick_device(device)
+        self.model = model.eval().to(self.device)
+        if hasattr(self.model, "fuse"):
+            self.model.fuse()
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> list[torch.Tensor]:
+        x = torch.from_numpy(batch).to(self.device)
+        return [o.float() for o in self.model(x)]
+
+
+class OnnxBackend:
+    """An ONNX model (a file or serialized bytes) in ONNX Runtime; CPU provider unless a CUDA
+    device is asked for and onnxruntime has it."""
+
+    name = "onnx"
+
+    def __init__(self, model: str | Path | bytes, device: str | torch.device = "cpu",
+                 threads: int | None = None, origin: str | Path | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(origin) if origin is not None else (
+            Path(model) if not isinstance(model, bytes) else Path("<memory>"))
+        if not isinstance(model, bytes) and not Path(model).is_file():
+            raise CheckpointError(self.path, "ONNX model not found")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or max(1, min(os.cpu_count() or 1, 8))
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if (pick_device(device).type == "cuda"
+                and "CUDAExecutionProvider" in ort.get_available_providers()):
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(
+                model if isinstance(model, bytes) else str(model), opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise CheckpointError(self.path, "not a loadable ONNX model: "
+                                             f"{str(exc).splitlines()[0][:300]}") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.metadata: dict[str, Any] = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def __call__(self, batch: np.ndarray) -> list[torch.Tensor]:
+        outs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch,
+                                                                             dtype=np.float32)})
+        return [torch.from_numpy(o) for o in outs]

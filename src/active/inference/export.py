@@ -1,0 +1,74 @@
+"""Export a checkpoint: to ONNX (dynamic batch axis, ACTIVE metadata) or to a stripped
+checkpoint (weights and what rebuilds the model, no training state) for shipping."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from active.inference.backends import ModelSpec
+from active.utils.io import atomic_path
+
+
+def onnx_bytes(model: torch.nn.Module, spec: ModelSpec, opset: int = 18,
+               extra_meta: dict[str, str] | None = None) -> bytes:
+    """The raw-output network as a serialized ONNX model with a dynamic batch axis and
+    ``spec.metadata()`` in its metadata properties (input ``images``: (B, 3, H, W) float in
+    [0, 1]; one output per pyramid level, as :class:`~active.models.detector.Detector`)."""
+    import copy
+
+    import onnx
+    from torch.export import Dim
+
+    net = copy.deepcopy(model).float().eval().cpu()
+    if hasattr(net, "fuse"):
+        net.fuse()
+    h, w = spec.imgsz
+    batch = Dim("batch", min=1, max=256)
+    program = torch.onnx.export(
+        net, (torch.zeros(2, 3, h, w),), dynamo=True, opset_version=opset,
+        input_names=["images"], output_names=[f"level{s}" for s in spec.strides],
+        dynamic_shapes=({0: batch},), verbose=False,
+    )
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, {**spec.metadata(), **(extra_meta or {})})
+    proto.producer_name = "active"
+    return proto.SerializeToString()
+
+
+def export_onnx(weights: str | Path, path: str | Path | None = None, opset: int = 18,
+                imgsz: tuple[int, int] | None = None) -> Path:
+    """Export checkpoint ``weights`` to ONNX at ``path`` (default: beside it, ``.onnx``),
+    atomically; the checkpoint's SHA-256 goes into the metadata (see ``onnx_twin``)."""
+    from active.inference.predictor import Predictor, file_sha256
+
+    weights = Path(weights)
+    path = Path(path) if path is not None else weights.with_suffix(".onnx")
+    pred = Predictor(weights, backend="torch", device="cpu", imgsz=imgsz)
+    data = onnx_bytes(pred.backend.model, pred.spec, opset,
+                      {"checkpoint_sha256": file_sha256(weights), "checkpoint": weights.name})
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def export_stripped(src: str | Path, path: str | Path, extra_meta: dict[str, Any] | None = None
+                    ) -> Path:
+    """Copy a checkpoint without its training state (optimizer, raw weights, RNG): what a
+    released model needs. ``extra_meta`` (e.g. the evaluation it was scored by) joins ``meta``."""
+    from active.training.checkpoint import read_checkpoint
+
+    data = read_checkpoint(src)
+    data.pop("train_state", None)
+    meta = dict(data.get("meta") or {})
+    meta.update(extra_meta or {})
+    meta["exported_from"] = str(src)
+    meta["exported_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    data["meta"] = meta
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+    return path

@@ -1,0 +1,222 @@
+"""The predictor: load a model once (a checkpoint, an exported ONNX file or the bundled default),
+then detect on images or batches; boxes come back in each frame's own pixel coordinates.
+
+>>> from active import Predictor                      # doctest: +SKIP
+>>> predictor = Predictor()                           # the bundled model, PyTorch on the CPU
+>>> result = predictor(rgb_frame)                     # H x W x 3 uint8 RGB -> Results
+>>> result.counts()                                   # {'sperm': 31, 'impurity': 1}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from active.data.transforms import letterbox
+from active.errors import CheckpointError, DataError, UsageError
+from active.inference.backends import ModelSpec, OnnxBackend, TorchBackend
+from active.inference.postprocess import PostProcessConfig, postprocess
+from active.inference.results import Results
+
+Backend = Literal["auto", "torch", "onnx"]
+
+#: The bundled model's name; ``Predictor("default")`` loads it.
+DEFAULT_MODEL = "active-i-n-svia"
+
+
+def bundled_weights(name: str = DEFAULT_MODEL, suffix: str = ".pt") -> Path:
+    """Path of a model that ships inside the package (``src/active/weights/``)."""
+    path = Path(str(resources.files("active") / "weights" / f"{name}{suffix}"))
+    if not path.is_file():
+        raise CheckpointError(path, f"bundled model {name!r} is not installed (train it with "
+                                    "'bash scripts/train_default_model.sh', see "
+                                    "docs/model-card.md)")
+    return path
+
+
+def resolve_weights(weights: str | Path) -> Path:
+    """A path as given, or the bundled model for ``"default"`` or a bundled model's name."""
+    text = str(weights)
+    if text == "default":
+        return bundled_weights()
+    path = Path(text)
+    if not path.exists() and path.suffix == "" and "/" not in text:
+        return bundled_weights(text)
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def onnx_twin(weights: Path) -> Path | None:
+    """The ``.onnx`` exported from checkpoint ``weights`` that sits beside it, if any (checked by
+    the checkpoint's SHA-256 recorded at export, so a stale export is never picked up)."""
+    twin = weights.with_suffix(".onnx")
+    if weights.suffix != ".pt" or not twin.is_file() or not weights.is_file():
+        return None
+    try:
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(twin), load_external_data=False)
+                .metadata_props}
+    except Exception:  # unreadable twin: fall back to the checkpoint
+        return None
+    return twin if meta.get("checkpoint_sha256") == file_sha256(weights) else None
+
+
+def as_rgb(image: np.ndarray | str | Path, name: str = "image") -> np.ndarray:
+    """Check (or read) one frame: H x W x 3 uint8 RGB; a 2-D grey frame is repeated to RGB."""
+    if isinstance(image, str | Path):
+        from active.data.images import read_image
+
+        return read_image(image)
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise DataError(None, f"{name}: expected an H x W x 3 RGB array, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise DataError(None, f"{name}: expected uint8 pixels, got {arr.dtype}")
+    return arr
+
+
+class Predictor:
+    """Detect sperm and impurities in frames.
+
+    Args:
+        weights: a checkpoint (``.pt``), an exported ``.onnx`` file, ``"default"`` (the bundled
+            model) or a bundled model's name.
+        backend: ``"torch"``, ``"onnx"`` (ONNX Runtime) or ``"auto"``: ONNX Runtime for an
+            ``.onnx`` file, or for a ``.pt`` with an exported twin beside it (same name, ``.onnx``,
+            exported from this very checkpoint: its SHA-256 is in the ONNX metadata), else
+            PyTorch. With a ``.pt`` file and ``"onnx"`` and no twin, the model is exported in
+            memory first (a few seconds).
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        imgsz: network input (height, width), or one int for a square; default: the size the
+            model was trained at. Frames are letterboxed into it (aspect ratio kept).
+        conf: score threshold; iou: DIoU-NMS threshold; max_det: detections kept per frame.
+        threads: CPU threads (PyTorch intra-op or ONNX Runtime); default: every core.
+    """
+
+    def __init__(self, weights: str | Path = "default", backend: Backend = "auto",
+                 device: str = "auto", imgsz: int | Sequence[int] | None = None,
+                 conf: float = 0.25, iou: float = 0.45, max_det: int = 300,
+                 nms: Literal["diou", "iou"] = "diou", threads: int | None = None) -> None:
+        if backend not in ("auto", "torch", "onnx"):
+            raise UsageError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
+        self.weights = resolve_weights(weights)
+        if self.weights.suffix == ".onnx" and backend == "torch":
+            raise UsageError(f"{self.weights}: an ONNX file runs with backend 'onnx' (or 'auto')")
+        twin = onnx_twin(self.weights) if backend != "torch" else None
+        if twin is not None:
+            self.weights = twin
+        self.postprocess_config = PostProcessConfig(score_threshold=conf, iou_threshold=iou,
+                                                    max_det=max_det, nms=nms)
+        if threads:
+            torch.set_num_threads(threads)
+        size = None if imgsz is None else (
+            (int(imgsz), int(imgsz)) if isinstance(imgsz, int) else tuple(int(v) for v in imgsz))
+        if size is not None and (len(size) != 2 or any(v <= 0 or v % 32 for v in size)):
+            raise UsageError(f"imgsz must be (height, width) multiples of 32, got {imgsz}")
+        if self.weights.suffix == ".onnx":
+            self.backend = OnnxBackend(self.weights, device, threads)
+            self.spec = ModelSpec.from_metadata(self.backend.metadata, self.weights)
+            if size is not None and size != self.spec.imgsz:
+                raise UsageError(f"{self.weights}: exported at {self.spec.imgsz}; re-export for "
+                                 f"imgsz {size}")
+        else:
+            from active.training.checkpoint import load_model
+            from active.training.loss import LossConfig
+
+            model, data = load_model(self.weights)
+            self.spec = ModelSpec(
+                names=tuple(data["class_names"]),
+                imgsz=size or tuple(model.config.imgsz),
+                anchors=model.anchors.detach().clone(),
+                strides=tuple(model.strides),
+                coder=LossConfig.from_dict(data.get("loss_config") or {}).coder(),
+                description=f"{model.config.variant}/{model.config.scale}",
+            )
+            if backend == "onnx":
+                from active.inference.export import onnx_bytes
+
+                self.backend = OnnxBackend(onnx_bytes(model, self.spec), device, threads,
+                                           origin=self.weights)
+            else:
+                self.backend = TorchBackend(model, device)
+        self.timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0,
+                                          "postprocess": 0.0}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.spec.names
+
+    @property
+    def imgsz(self) -> tuple[int, int]:
+        return self.spec.imgsz
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.weights.name}, backend={self.backend.name}, "
+                f"imgsz={self.imgsz}, classes={list(self.names)})")
+
+    def __call__(self, images: np.ndarray | str | Path | Sequence[np.ndarray | str | Path],
+                 sources: Sequence[str | None] | None = None) -> Results | list[Results]:
+        """One frame (array or image path) -> :class:`Results`; a list -> a list of them.
+
+        Frames are H x W x 3 uint8 **RGB**; frames of different sizes may share a batch (each is
+        letterboxed on its own, and its boxes come back in its own coordinates).
+        """
+        single = isinstance(images, str | Path) or (isinstance(images, np.ndarray)
+                                                    and images.ndim in (2, 3))
+        batch = [images] if single else list(images)
+        names = [str(s) if isinstance(s, str | Path) else None for s in batch]
+        frames = [as_rgb(img, names[i] or f"image {i}") for i, img in enumerate(batch)]
+        if sources is None:
+            sources = names
+        results = self.predict_frames(frames, sources)
+        return results[0] if single else results
+
+    def predict_frames(self, frames: Sequence[np.ndarray],
+                       sources: Sequence[str | None] | None = None,
+                       frame_indices: Sequence[int] | None = None,
+                       times: Sequence[float | None] | None = None) -> list[Results]:
+        """The detection path: checked RGB frames -> letterbox -> network -> DIoU-NMS."""
+        if not frames:
+            return []
+        n = len(frames)
+        sources = sources or [None] * n
+        frame_indices = frame_indices or list(range(n))
+        times = times or [None] * n
+        t0 = time.perf_counter()
+        arrays, metas = [], []
+        for img in frames:
+            out, _, meta = letterbox(img, self.imgsz)
+            arrays.append(out)
+            metas.append(meta)
+        batch = np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+        t1 = time.perf_counter()
+        raw = self.backend(batch)
+        t2 = time.perf_counter()
+        dets = postprocess([r.cpu() for r in raw], self.spec.anchors, self.spec.strides,
+                           self.spec.coder, self.postprocess_config)
+        results = []
+        for i, (d, meta) in enumerate(zip(dets, metas, strict=True)):
+            boxes = meta.undo(d.boxes.numpy()).astype(np.float32)
+            results.append(Results(boxes, d.scores.numpy().astype(np.float32),
+                                   d.classes.numpy().astype(np.int64), self.names,
+                                   tuple(frames[i].shape[:2]), sources[i], frame_indices[i],
+                                   times[i]))
+        t3 = time.perf_counter()
+        self.timings["preprocess"] += t1 - t0
+        self.timings["inference"] += t2 - t1
+        self.timings["postprocess"] += t3 - t2
+        return results
