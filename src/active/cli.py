@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = msub.add_parser("info", help="parameters, GFLOPs, output shapes and CPU latency",
                         description="Build a variant and report its parameters, GFLOPs, output "
                         "shapes and latency at batch 1.")
-    p.add_argument("variant", help="active-i ... active-viii")
+    p.add_argument("variant", help="active-i ... active-viii, yolov3, yolov4")
     p.add_argument("--scale", default="n", help="paper, s, n or tiny (default n)")
     p.add_argument("--imgsz", type=int, nargs=2, default=(416, 416), metavar=("H", "W"),
                    help="input size, multiples of 32 (default 416 416)")
@@ -356,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "Under torchrun it trains with DistributedDataParallel.")
     p.add_argument("--config", type=Path, default=None, help="YAML config (see configs/)")
     p.add_argument("--data", default=None, help="dataset path (data.path)")
-    p.add_argument("--variant", default=None, help="model.variant, e.g. active-iv")
+    p.add_argument("--variant", "--model", dest="variant", default=None,
+                   help="model.variant: active-i ... active-viii, or a baseline yolov3, yolov4")
     p.add_argument("--scale", default=None, help="model.scale: paper, s, n, tiny")
     p.add_argument("--weights", default=None, help="start from this checkpoint (init_weights)")
     p.add_argument("--split", default=None, help="split JSON (data.split)")

@@ -9,6 +9,7 @@ then detect on images or batches; boxes come back in each frame's own pixel coor
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from importlib import resources
@@ -57,9 +58,10 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def onnx_twin(weights: Path) -> Path | None:
+def onnx_twin(weights: Path, imgsz: tuple[int, ...] | None = None) -> Path | None:
     """The ``.onnx`` exported from checkpoint ``weights`` that sits beside it, if any (checked by
-    the checkpoint's SHA-256 recorded at export, so a stale export is never picked up)."""
+    the checkpoint's SHA-256 recorded at export, so a stale export is never picked up), and
+    exported at ``imgsz`` when one is asked for."""
     twin = weights.with_suffix(".onnx")
     if weights.suffix != ".pt" or not twin.is_file() or not weights.is_file():
         return None
@@ -69,6 +71,8 @@ def onnx_twin(weights: Path) -> Path | None:
         meta = {p.key: p.value for p in onnx.load(str(twin), load_external_data=False)
                 .metadata_props}
     except Exception:  # unreadable twin: fall back to the checkpoint
+        return None
+    if imgsz is not None and meta.get("imgsz") != json.dumps(list(imgsz)):
         return None
     return twin if meta.get("checkpoint_sha256") == file_sha256(weights) else None
 
@@ -116,9 +120,6 @@ class Predictor:
         self.weights = resolve_weights(weights)
         if self.weights.suffix == ".onnx" and backend == "torch":
             raise UsageError(f"{self.weights}: an ONNX file runs with backend 'onnx' (or 'auto')")
-        twin = onnx_twin(self.weights) if backend != "torch" else None
-        if twin is not None:
-            self.weights = twin
         self.postprocess_config = PostProcessConfig(score_threshold=conf, iou_threshold=iou,
                                                     max_det=max_det, nms=nms)
         if threads:
@@ -127,6 +128,9 @@ class Predictor:
             (int(imgsz), int(imgsz)) if isinstance(imgsz, int) else tuple(int(v) for v in imgsz))
         if size is not None and (len(size) != 2 or any(v <= 0 or v % 32 for v in size)):
             raise UsageError(f"imgsz must be (height, width) multiples of 32, got {imgsz}")
+        twin = onnx_twin(self.weights, size) if backend != "torch" else None
+        if twin is not None:
+            self.weights = twin
         if self.weights.suffix == ".onnx":
             self.backend = OnnxBackend(self.weights, device, threads)
             self.spec = ModelSpec.from_metadata(self.backend.metadata, self.weights)

@@ -12,6 +12,7 @@ from active.models.head import YoloHead
 from active.models.layers import SPP, ConvBNAct, make_divisible, scale_depth
 from active.models.necks import CCFPN, CCFPNStage
 from active.models.variants import (
+    BASELINES,
     BRANCH1_DEPTHS,
     BRANCH1_WIDTHS,
     BRANCH2_STAGES,
@@ -138,9 +139,31 @@ def build_neck(cfg: ModelConfig) -> CCFPN:
     return CCFPN([CCFPNStage(kind, widths, depth, cfg.act) for kind in variant.neck], spp)
 
 
+def build_baseline(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    """Backbone and neck of a YOLO baseline (``cfg.variant`` yolov3/yolov4) at ``cfg.scale``."""
+    from active.models.baselines import (
+        DARKNET53_DEPTHS,
+        DARKNET53_WIDTHS,
+        NECK_SETS,
+        build_baseline_parts,
+    )
+
+    scale = SCALES[cfg.scale]
+    skip = 1 if scale.b1_stem_stride == 2 else 0
+    return build_baseline_parts(
+        cfg.variant,
+        [make_divisible(c * scale.width) for c in DARKNET53_WIDTHS[skip:]],
+        [scale_depth(d, scale.depth) for d in DARKNET53_DEPTHS[skip:]],
+        [make_divisible(c * scale.width) for c in NECK_SETS],
+        scale.b1_stem_stride, cfg.act)
+
+
 def build_model(cfg: ModelConfig) -> Detector:
     """The detector ``cfg`` describes, freshly initialised (no weights are loaded)."""
-    neck = build_neck(cfg)
+    if cfg.variant in BASELINES:
+        backbone, neck = build_baseline(cfg)
+    else:
+        backbone, neck = build_backbone(cfg), build_neck(cfg)
     head = YoloHead(
         neck.out_channels,
         cfg.num_anchors,
@@ -151,4 +174,4 @@ def build_model(cfg: ModelConfig) -> Detector:
         cfg.class_prior,
     )
     anchors = torch.tensor(cfg.anchors).view(len(cfg.strides), cfg.num_anchors, 2)
-    return Detector(build_backbone(cfg), neck, head, anchors, cfg.class_names, cfg)
+    return Detector(backbone, neck, head, anchors, cfg.class_names, cfg)

@@ -45,6 +45,13 @@ VARIANTS: dict[str, Variant] = {
     )
 }
 
+#: The paper's YOLO baselines (active.models.baselines), built at the same scales with the same
+#: head, criterion and NMS: ``model.variant: yolov3`` or ``yolov4``.
+BASELINES: dict[str, Variant] = {
+    "yolov3": Variant("yolov3", (), spp=False),  # Darknet-53 + FPN
+    "yolov4": Variant("yolov4", (), spp=True),  # CSPDarknet53 + SPP + PANet
+}
+
 # fmt: off
 SCALES: dict[str, Scale] = {
     "paper": Scale(depth=1.0, width=1.0),  # CSPDarknet53 + EfficientNet-B0, neck 128/256/512
@@ -85,8 +92,11 @@ SVIA_ANCHORS_416 = (
 def get_variant(name: str) -> Variant:
     """The variant called ``name`` (case-insensitive, e.g. ``"ACTIVE-IV"``)."""
     key = name.strip().lower()
+    if key in BASELINES:
+        return BASELINES[key]
     if key not in VARIANTS:
-        raise ValueError(f"unknown variant {name!r} (known: {', '.join(VARIANTS)})")
+        raise ValueError(f"unknown variant {name!r} (known: {', '.join(VARIANTS)}, "
+                         f"{', '.join(BASELINES)})")
     return VARIANTS[key]
 
 
@@ -121,6 +131,8 @@ class ModelConfig:
             raise ValueError(f"unknown scale {self.scale!r} (known: {', '.join(SCALES)})")
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"{self.num_classes} classes but names {self.class_names}")
+        if self.variant in BASELINES and self.branches != ("b1", "b2"):
+            raise ValueError(f"{self.variant} has one backbone; branches apply to ACTIVE only")
         if not self.branches or not set(self.branches) <= {"b1", "b2"}:
             raise ValueError(
                 f"branches must be a non-empty subset of ('b1', 'b2'): {self.branches}"
