@@ -220,3 +220,27 @@ def test_decode_runs_in_onnxruntime() -> None:
     names = [i.name for i in session.get_inputs()]
     (out,) = session.run(None, {n: t.numpy() for n, t in zip(names, example, strict=True)})
     torch.testing.assert_close(torch.from_numpy(out), decode(*example), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_candidate_prefilter_equals_the_dense_path(seed: int) -> None:
+    """postprocess decodes only priors whose objectness can pass the threshold; the detections
+    must be exactly those of decoding every prior."""
+    from active.inference.postprocess import select_detections
+    from active.models.coder import decode_outputs
+
+    g = torch.Generator().manual_seed(seed)
+    raw = [torch.randn(2, 3, 128 // s, 96 // s, 7, generator=g) * 2.0 for s in STRIDES]
+    for r in raw:
+        r[..., 4] -= 1.0
+    coder = BoxCoder()
+    for thr in (0.05, 0.25, 0.6):
+        for multi in (False, True):
+            cfg = PostProcessConfig(score_threshold=thr, multi_label=multi, max_det=50)
+            fast = postprocess(raw, ANCHORS, STRIDES, coder, cfg)
+            dense = select_detections(decode_outputs(raw, ANCHORS, STRIDES, coder), cfg)
+            for a, b in zip(fast, dense, strict=True):
+                assert len(a) > 0
+                torch.testing.assert_close(a.boxes, b.boxes)
+                torch.testing.assert_close(a.scores, b.scores)
+                assert torch.equal(a.classes, b.classes)

@@ -110,6 +110,9 @@ class OnnxBackend:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or max(1, min(os.cpu_count() or 1, 8))
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No busy-waiting between runs: the decode and draw threads of `active detect` and
+        # PyTorch's post-processing need those cores (spinning cost ~2x post-processing time).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if (pick_device(device).type == "cuda"
                 and "CUDAExecutionProvider" in ort.get_available_providers()):

