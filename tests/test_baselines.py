@@ -54,3 +54,45 @@ def test_baselines_are_the_published_sizes_at_paper_scale() -> None:
 def test_baselines_reject_branch_settings() -> None:
     with pytest.raises(ValueError, match="branches apply to ACTIVE only"):
         ModelConfig(variant="yolov4", branches=("b1",))
+
+
+@pytest.mark.parametrize("name", ["faster-rcnn", "ssd"])
+def test_torchvision_baseline_trains_a_step_and_detects(name: str, tmp_path: Path) -> None:
+    from active.inference.postprocess import Detections, PostProcessConfig
+    from active.models.torchvision_models import TorchvisionLoss
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(variant=name, scale="tiny", imgsz=(128, 160)))
+    assert not any(type(m).__name__ == "FrozenBatchNorm2d" for m in model.modules())
+    targets = torch.tensor([[0, 0, 10, 10, 22, 24], [1, 1, 40, 30, 70, 60]], dtype=torch.float32)
+    x = torch.rand(2, 3, 128, 160)
+    model.train()
+    loss, parts = TorchvisionLoss()(model(x, targets), targets)
+    assert torch.isfinite(loss) and len(parts) >= 2
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    dets = model.detect(x, PostProcessConfig(score_threshold=0.0, max_det=20))
+    assert len(dets) == 2 and all(isinstance(d, Detections) for d in dets)
+    assert all(len(d) <= 20 and (d.classes >= 0).all() and (d.classes < 2).all() for d in dets)
+    save_checkpoint(tmp_path / "m.pt", model.eval())
+    p = Predictor(tmp_path / "m.pt", conf=0.0)
+    assert p.backend.name == "torch"
+    r = p((np.random.default_rng(0).random((100, 140, 3)) * 255).astype(np.uint8))
+    assert r.xyxy.shape[1] == 4 and (r.xyxy[:, 2] <= 140).all() and (r.xyxy[:, 3] <= 100).all()
+
+
+def test_train_a_baseline_through_the_cli(tmp_path: Path) -> None:
+    """`active train --model faster-rcnn` runs the shared trainer (2 steps) and evaluates."""
+    from active.cli import main
+    from conftest import tiny_synth
+
+    root = tiny_synth(tmp_path / "synth", videos=5, frames=3)
+    code = main(["train", "--model", "faster-rcnn", "--scale", "tiny", "--data", str(root),
+                 "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet",
+                 "--set", "model.imgsz=[128, 160]", "--set", "max_steps_per_epoch=2",
+                 "--set", "stages=[{name: all, epochs: 1, batch: 2, lr: 0.001, "
+                 "freeze_backbone: false}]"])
+    assert code == 0
+    log = (tmp_path / "run" / "log.csv").read_text()
+    assert "val_ap50_sperm" in log.splitlines()[0] and len(log.splitlines()) == 2
+    assert load_model(tmp_path / "run" / "best.pt")[0].config.variant == "faster-rcnn"

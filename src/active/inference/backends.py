@@ -87,10 +87,21 @@ class TorchBackend:
         if hasattr(self.model, "fuse"):
             self.model.fuse()
 
+    @property
+    def returns_detections(self) -> bool:
+        """True for models that post-process themselves (the torchvision baselines)."""
+        return bool(getattr(self.model, "returns_detections", False))
+
     @torch.inference_mode()
     def __call__(self, batch: np.ndarray) -> list[torch.Tensor]:
         x = torch.from_numpy(batch).to(self.device)
         return [o.float() for o in self.model(x)]
+
+    @torch.inference_mode()
+    def detect(self, batch: np.ndarray, cfg: Any) -> list[Any]:
+        """Detections from a model that post-processes itself, moved to the CPU."""
+        dets = self.model.detect(torch.from_numpy(batch).to(self.device), cfg)
+        return [type(d)(d.boxes.cpu(), d.scores.cpu(), d.classes.cpu()) for d in dets]
 
 
 class OnnxBackend:

@@ -223,7 +223,13 @@ def detect(predictor: Predictor, source: str | Path, opts: DetectOptions | None 
                 if stop.is_set():
                     return
         finally:
-            reader_q.put(_DONE)
+            while True:  # the end marker; when stopping, nobody may be left to make room
+                try:
+                    reader_q.put(_DONE, timeout=0.1)
+                    break
+                except queue.Full:
+                    if stop.is_set():
+                        break
 
     def sink_all() -> None:
         while True:

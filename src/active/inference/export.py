@@ -23,6 +23,12 @@ def onnx_bytes(model: torch.nn.Module, spec: ModelSpec, opset: int = 18,
     import onnx
     from torch.export import Dim
 
+    from active.errors import UsageError
+
+    if getattr(model, "returns_detections", False):
+        raise UsageError(f"{model.config.variant} does not export to ONNX here (its "
+                         "post-processing runs inside torchvision)")
+
     net = copy.deepcopy(model).float().eval().cpu()
     if hasattr(net, "fuse"):
         net.fuse()

@@ -31,8 +31,11 @@ def predict_batch(model: torch.nn.Module, images: Sequence[np.ndarray], imgsz: t
                   ) -> list[Detections]:
     """Detect on RGB frames; boxes come back as pixel xyxy in each frame's own coordinates."""
     batch, metas = preprocess(images, imgsz)
-    raw = model(batch.to(device))
-    dets = postprocess(raw, model.anchors, model.strides, coder, cfg)
+    if getattr(model, "returns_detections", False):  # torchvision baselines
+        dets = model.detect(batch.to(device), cfg)
+    else:
+        raw = model(batch.to(device))
+        dets = postprocess(raw, model.anchors, model.strides, coder, cfg)
     out = []
     for d, meta in zip(dets, metas, strict=True):
         boxes = torch.from_numpy(meta.undo(d.boxes.cpu().numpy())).to(d.boxes.dtype)

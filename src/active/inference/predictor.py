@@ -150,6 +150,9 @@ class Predictor:
                 coder=LossConfig.from_dict(data.get("loss_config") or {}).coder(),
                 description=f"{model.config.variant}/{model.config.scale}",
             )
+            if backend == "onnx" and getattr(model, "returns_detections", False):
+                raise UsageError(f"{self.weights}: {model.config.variant} runs with the torch "
+                                 "backend only (no ONNX export)")
             if backend == "onnx":
                 from active.inference.export import onnx_bytes
 
@@ -208,10 +211,14 @@ class Predictor:
             metas.append(meta)
         batch = np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
         t1 = time.perf_counter()
-        raw = self.backend(batch)
-        t2 = time.perf_counter()
-        dets = postprocess([r.cpu() for r in raw], self.spec.anchors, self.spec.strides,
-                           self.spec.coder, self.postprocess_config)
+        if getattr(self.backend, "returns_detections", False):  # torchvision baselines
+            dets = self.backend.detect(batch, self.postprocess_config)
+            t2 = time.perf_counter()
+        else:
+            raw = self.backend(batch)
+            t2 = time.perf_counter()
+            dets = postprocess([r.cpu() for r in raw], self.spec.anchors, self.spec.strides,
+                               self.spec.coder, self.postprocess_config)
         results = []
         for i, (d, meta) in enumerate(zip(dets, metas, strict=True)):
             boxes = meta.undo(d.boxes.numpy()).astype(np.float32)

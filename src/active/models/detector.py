@@ -20,6 +20,7 @@ from active.models.variants import (
     NECK_DEPTH,
     NECK_WIDTHS,
     SCALES,
+    TORCHVISION,
     VARIANTS,
     ModelConfig,
 )
@@ -160,6 +161,10 @@ def build_baseline(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
 
 def build_model(cfg: ModelConfig) -> Detector:
     """The detector ``cfg`` describes, freshly initialised (no weights are loaded)."""
+    if cfg.variant in TORCHVISION:
+        from active.models.torchvision_models import TorchvisionDetector
+
+        return TorchvisionDetector(cfg)  # type: ignore[return-value]
     if cfg.variant in BASELINES:
         backbone, neck = build_baseline(cfg)
     else:

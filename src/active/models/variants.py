@@ -52,6 +52,13 @@ BASELINES: dict[str, Variant] = {
     "yolov4": Variant("yolov4", (), spp=True),  # CSPDarknet53 + SPP + PANet
 }
 
+#: torchvision's detection models as baselines (active.models.torchvision_models):
+#: ``model.variant: faster-rcnn`` or ``ssd``; the scale picks the backbone.
+TORCHVISION: dict[str, Variant] = {
+    "faster-rcnn": Variant("faster-rcnn", (), spp=False),  # ResNet-50/34/18 + FPN
+    "ssd": Variant("ssd", (), spp=False),  # VGG-16 (paper) or SSDlite MobileNetV3
+}
+
 # fmt: off
 SCALES: dict[str, Scale] = {
     "paper": Scale(depth=1.0, width=1.0),  # CSPDarknet53 + EfficientNet-B0, neck 128/256/512
@@ -94,9 +101,11 @@ def get_variant(name: str) -> Variant:
     key = name.strip().lower()
     if key in BASELINES:
         return BASELINES[key]
+    if key in TORCHVISION:
+        return TORCHVISION[key]
     if key not in VARIANTS:
         raise ValueError(f"unknown variant {name!r} (known: {', '.join(VARIANTS)}, "
-                         f"{', '.join(BASELINES)})")
+                         f"{', '.join(BASELINES)}, {', '.join(TORCHVISION)})")
     return VARIANTS[key]
 
 
@@ -131,7 +140,8 @@ class ModelConfig:
             raise ValueError(f"unknown scale {self.scale!r} (known: {', '.join(SCALES)})")
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"{self.num_classes} classes but names {self.class_names}")
-        if self.variant in BASELINES and self.branches != ("b1", "b2"):
+        if (self.variant in BASELINES or self.variant in TORCHVISION) and self.branches != (
+                "b1", "b2"):
             raise ValueError(f"{self.variant} has one backbone; branches apply to ACTIVE only")
         if not self.branches or not set(self.branches) <= {"b1", "b2"}:
             raise ValueError(

@@ -72,8 +72,14 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, loader: Iterable,
             break
         images, targets = images.to(device, non_blocking=True), targets.to(device)
         with autocast(device, precision):
-            raw = model(images)
-        loss, parts = criterion([r.float() for r in raw], targets)
+            if getattr(criterion, "mean_over_batch", False):  # torchvision: loss in forward
+                raw = model(images, targets)
+            else:
+                raw = model(images)
+        if getattr(criterion, "mean_over_batch", False):
+            loss, parts = criterion({k: v.float() for k, v in raw.items()}, targets)
+        else:
+            loss, parts = criterion([r.float() for r in raw], targets)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the lr")
         optimizer.zero_grad(set_to_none=True)
@@ -93,7 +99,8 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, loader: Iterable,
         if ema is not None:
             ema.update(getattr(model, "module", model))
         values = {k: float(v) for k, v in parts.items()}
-        values["total"] = float(loss.detach()) / len(images)
+        values["total"] = float(loss.detach()) / (
+            1 if getattr(criterion, "mean_over_batch", False) else len(images))
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + v
         steps += 1

@@ -157,7 +157,12 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     if run.main:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    criterion = YoloCriterion(model.anchors, model.strides, model.num_classes, cfg.loss)
+    if getattr(model, "returns_detections", False):  # torchvision baselines: own losses
+        from active.models.torchvision_models import TorchvisionLoss
+
+        criterion = TorchvisionLoss()
+    else:
+        criterion = YoloCriterion(model.anchors, model.strides, model.num_classes, cfg.loss)
     criterion.to(run.device)
     coder = cfg.loss.coder()
     # only rank 0 validates and saves, so only rank 0 keeps the average

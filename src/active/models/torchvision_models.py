@@ -1,0 +1,162 @@
+"""The paper's two-stage and single-shot baselines from torchvision's detection models: Faster
+R-CNN (ResNet + FPN) and SSD (VGG-16 at scale ``paper``, SSDlite/MobileNetV3 below), built
+without any downloaded weights and adapted to 10-30 px objects.
+
+:class:`TorchvisionDetector` speaks the interface the trainer, the evaluator and the predictor
+use for every model here: ``forward(images, targets)`` returns the loss parts in training,
+:meth:`detect` returns :class:`~active.inference.postprocess.Detections` in input pixels, and
+the checkpoint holds a :class:`~active.models.variants.ModelConfig` (``variant: faster-rcnn`` or
+``ssd``) that rebuilds it. What is torchvision's own: the post-processing is its plain NMS (per
+class), not DIoU-NMS, and the losses are its own (RPN + ROI heads; SSD's multibox loss).
+
+Adaptations for small objects (the defaults target COCO's 32-500 px objects):
+
+- Faster R-CNN: FPN levels from stride 4 (ResNet stages 1-4) with one anchor size per level of
+  8/16/32/64/128 px; no internal resize (``min_size``/``max_size`` = the input size), ordinary
+  trainable BatchNorm (torchvision freezes it for pre-trained backbones; we have none).
+- SSD: default boxes from 2 % to 60 % of the input side instead of 20-95 %, at the input size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from active.inference.postprocess import Detections, PostProcessConfig
+
+TORCHVISION_MODELS = ("faster-rcnn", "ssd")
+
+# Backbone per scale: the paper-size models are the published ones; smaller scales fit a CPU.
+_FRCNN_BACKBONE = {"paper": "resnet50", "s": "resnet34", "n": "resnet18", "tiny": "resnet18"}
+_SSD_BACKBONE = {"paper": "vgg16", "s": "mobilenet_v3_large", "n": "mobilenet_v3_large",
+                 "tiny": "mobilenet_v3_large"}
+
+
+def _targets_to_torchvision(targets: Tensor, batch: int) -> list[dict[str, Tensor]]:
+    """``(M, 6)`` rows ``[image, class, x0, y0, x1, y1]`` -> torchvision's per-image dicts
+    (labels shifted by one: 0 is torchvision's background)."""
+    out = []
+    for i in range(batch):
+        rows = targets[targets[:, 0] == i]
+        out.append({"boxes": rows[:, 2:6].float(), "labels": rows[:, 1].long() + 1})
+    return out
+
+
+def _faster_rcnn(backbone_name: str, num_classes: int, imgsz: tuple[int, int]) -> nn.Module:
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    backbone = resnet_fpn_backbone(backbone_name=backbone_name, weights=None,
+                                   norm_layer=nn.BatchNorm2d, trainable_layers=5,
+                                   returned_layers=[1, 2, 3, 4])
+    anchors = AnchorGenerator(sizes=((8,), (16,), (32,), (64,), (128,)),
+                              aspect_ratios=((0.5, 1.0, 2.0),) * 5)
+    return FasterRCNN(backbone, num_classes=num_classes + 1, min_size=min(imgsz),
+                      max_size=max(imgsz), rpn_anchor_generator=anchors,
+                      box_detections_per_img=300)
+
+
+def _ssd(backbone_name: str, num_classes: int, imgsz: tuple[int, int]) -> nn.Module:
+    from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_large
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+
+    if backbone_name == "vgg16":
+        model = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=num_classes + 1)
+        ratios = [[2], [2, 3], [2, 3], [2, 3], [2], [2]]
+    else:
+        model = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                              num_classes=num_classes + 1)
+        ratios = [[2, 3] for _ in range(6)]
+    n = len(ratios)
+    scales = [0.02 * (0.6 / 0.02) ** (k / n) for k in range(n + 1)]  # geometric 2 % .. 60 %
+    model.anchor_generator = DefaultBoxGenerator(ratios, scales=scales)
+    model.transform.fixed_size = tuple(imgsz)
+    model.transform.min_size = (min(imgsz),)
+    model.transform.max_size = max(imgsz)
+    return model
+
+
+class TorchvisionDetector(nn.Module):
+    """A torchvision detection model behind ACTIVE's model interface.
+
+    ``forward(x)`` with ``x`` (B, 3, H, W) in [0, 1]: in training mode with ``targets`` ((M, 6)
+    rows ``[image, class, x0, y0, x1, y1]`` in input pixels) the dict of loss parts; in eval mode
+    the list of torchvision's per-image output dicts. :meth:`detect` gives Detections.
+    """
+
+    returns_detections = True
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.class_names = tuple(config.class_names)
+        self.num_classes = int(config.num_classes)
+        self.strides: tuple[int, ...] = tuple(config.strides)
+        # kept so that checkpoints, which store anchors for YOLO models, stay one format
+        self.register_buffer("anchors", torch.tensor(config.anchors, dtype=torch.float32)
+                             .view(len(config.strides), -1, 2))
+        if config.variant == "faster-rcnn":
+            self.net = _faster_rcnn(_FRCNN_BACKBONE[config.scale], self.num_classes,
+                                    config.imgsz)
+        elif config.variant == "ssd":
+            self.net = _ssd(_SSD_BACKBONE[config.scale], self.num_classes, config.imgsz)
+        else:
+            raise ValueError(f"unknown torchvision model {config.variant!r}")
+        self.backbone = self.net.backbone
+        self.backbone_frozen = False
+
+    def forward(self, x: Tensor, targets: Tensor | None = None) -> Any:
+        images = list(x)
+        if self.training:
+            if targets is None:
+                raise ValueError("training a torchvision model needs targets")
+            return self.net(images, _targets_to_torchvision(targets, len(images)))
+        return self.net(images)
+
+    @torch.no_grad()
+    def detect(self, x: Tensor, cfg: PostProcessConfig) -> list[Detections]:
+        """Detections in input pixels with ``cfg``'s thresholds (torchvision's NMS)."""
+        net = self.net
+        if hasattr(net, "roi_heads"):  # Faster R-CNN
+            net.roi_heads.score_thresh = cfg.score_threshold
+            net.roi_heads.nms_thresh = cfg.iou_threshold
+            net.roi_heads.detections_per_img = cfg.max_det
+        else:  # SSD
+            net.score_thresh, net.nms_thresh = cfg.score_threshold, cfg.iou_threshold
+            net.detections_per_img = cfg.max_det
+        was_training = self.training
+        self.eval()
+        outs = self.net(list(x))
+        self.train(was_training)
+        return [Detections(o["boxes"].float(), o["scores"].float(), o["labels"].long() - 1)
+                for o in outs]
+
+    def freeze_backbone(self, frozen: bool = True) -> None:
+        for p in self.backbone.parameters():
+            p.requires_grad_(not frozen)
+        self.backbone_frozen = frozen
+
+    def fuse(self) -> TorchvisionDetector:
+        return self.eval()
+
+    def train(self, mode: bool = True) -> TorchvisionDetector:
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
+
+
+class TorchvisionLoss(nn.Module):
+    """The criterion of a torchvision model: the sum of the loss parts its forward returned
+    (each already a mean over the batch, hence ``mean_over_batch``)."""
+
+    mean_over_batch = True
+
+    def forward(self, outputs: dict[str, Tensor], targets: Tensor
+                ) -> tuple[Tensor, dict[str, Tensor]]:
+        total = torch.stack(list(outputs.values())).sum()
+        parts = {k.removeprefix("loss_"): v.detach() for k, v in outputs.items()}
+        return total, parts
