@@ -59,7 +59,8 @@ def model_info(
     ``branches``, ``imgsz``, ``params``, ``params_backbone``, ``gflops``, ``output_shapes``,
     ``latency_ms`` (median; ``None`` when skipped), ``latency_min_ms``, ``device``, ``threads``.
     """
-    cfg = config or ModelConfig(variant=variant, scale=scale, branches=tuple(branches))
+    cfg = config or ModelConfig(variant=variant, scale=scale, branches=tuple(branches),
+                                imgsz=tuple(imgsz))
     device = torch.device(device)
     model = build_model(cfg).eval().to(device)
     x = torch.rand(1, 3, *imgsz, device=device)
@@ -67,7 +68,9 @@ def model_info(
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        shapes = [list(o.shape) for o in model(x)]
+        out = model(x)
+    # torchvision baselines return post-processed detections, not raw maps
+    shapes = [list(o.shape) if torch.is_tensor(o) else "detections" for o in out]
     gflops = count_gflops(model, x)
     latency = latency_min = None
     if runs > 0:
