@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from active.data.transforms import letterbox
 from active.data.video import VideoReader, write_video
 from active.inference.detect import DetectOptions, detect
+from active.inference.predict import letterbox_batch
 from active.inference.predictor import Predictor
 from active.inference.results import Results
 
@@ -73,12 +73,7 @@ class YoloV8Onnx:
         from torchvision.ops import batched_nms
 
         t0 = time.perf_counter()
-        metas, arrays = [], []
-        for f in frames:
-            out, _, meta = letterbox(f, self.imgsz)
-            arrays.append(out)
-            metas.append(meta)
-        batch = np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
+        batch, metas = letterbox_batch(frames, self.imgsz)
         t1 = time.perf_counter()
         (pred,) = self.backend(batch)[:1]  # (B, 4 + nc, N): cx, cy, w, h, class scores
         t2 = time.perf_counter()

@@ -268,38 +268,31 @@ def detect(predictor: Predictor, source: str | Path, opts: DetectOptions | None 
         if bar is not None:
             bar.update(len(batch))
 
+    def queued_frames():
+        while (item := reader_q.get()) is not _DONE:
+            yield item
+
     start = time.perf_counter()
     try:
         if opts.threads:
             workers[:] = [_Worker(read_all), _Worker(sink_all)]
             for w in workers:
                 w.start()
-            batch: list[SourceFrame] = []
-            while True:
-                item = reader_q.get()
-                if item is _DONE:
-                    break
-                batch.append(item)
-                if len(batch) == opts.batch:
-                    handle(batch)
-                    batch = []
-            if batch:
+        batch: list[SourceFrame] = []
+        for f in queued_frames() if opts.threads else timed_frames():
+            batch.append(f)
+            if len(batch) == opts.batch:
                 handle(batch)
+                batch = []
+        if batch:
+            handle(batch)
+        if opts.threads:
             sink_q.put(_DONE)
             for w in workers:
                 w.join()
             for w in workers:
                 if w.error is not None:
                     raise w.error
-        else:
-            batch = []
-            for f in timed_frames():
-                batch.append(f)
-                if len(batch) == opts.batch:
-                    handle(batch)
-                    batch = []
-            if batch:
-                handle(batch)
         sink.close()
     except BaseException:
         stop.set()

@@ -13,16 +13,23 @@ from active.inference.postprocess import Detections, PostProcessConfig, postproc
 from active.models.coder import BoxCoder
 
 
-def preprocess(images: Sequence[np.ndarray], imgsz: tuple[int, int]
-               ) -> tuple[torch.Tensor, list[Letterbox]]:
-    """RGB uint8 frames -> a (B, 3, H, W) float batch in [0, 1] and each frame's letterbox."""
+def letterbox_batch(images: Sequence[np.ndarray], imgsz: tuple[int, int]
+                    ) -> tuple[np.ndarray, list[Letterbox]]:
+    """RGB uint8 frames -> a (B, 3, H, W) float32 array in [0, 1] and each frame's letterbox."""
     arrays, metas = [], []
     for img in images:
         out, _, meta = letterbox(img, imgsz)
-        arrays.append(out.transpose(2, 0, 1))
+        arrays.append(out)
         metas.append(meta)
-    batch = torch.from_numpy(np.ascontiguousarray(np.stack(arrays))).float().div_(255.0)
+    batch = np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
     return batch, metas
+
+
+def preprocess(images: Sequence[np.ndarray], imgsz: tuple[int, int]
+               ) -> tuple[torch.Tensor, list[Letterbox]]:
+    """:func:`letterbox_batch` as a torch tensor."""
+    batch, metas = letterbox_batch(images, imgsz)
+    return torch.from_numpy(batch), metas
 
 
 @torch.inference_mode()

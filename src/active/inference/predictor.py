@@ -19,10 +19,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from active.data.transforms import letterbox
 from active.errors import CheckpointError, DataError, UsageError
 from active.inference.backends import ModelSpec, OnnxBackend, TorchBackend
 from active.inference.postprocess import PostProcessConfig, postprocess
+from active.inference.predict import letterbox_batch
 from active.inference.results import Results
 
 Backend = Literal["auto", "torch", "onnx"]
@@ -204,12 +204,7 @@ class Predictor:
         frame_indices = frame_indices or list(range(n))
         times = times or [None] * n
         t0 = time.perf_counter()
-        arrays, metas = [], []
-        for img in frames:
-            out, _, meta = letterbox(img, self.imgsz)
-            arrays.append(out)
-            metas.append(meta)
-        batch = np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+        batch, metas = letterbox_batch(frames, self.imgsz)
         t1 = time.perf_counter()
         if getattr(self.backend, "returns_detections", False):  # torchvision baselines
             dets = self.backend.detect(batch, self.postprocess_config)

@@ -50,11 +50,16 @@ class Branch1(nn.Module):
             raise ValueError(f"branch 1 needs stride 32: widths {widths}, depths {depths}")
         self.stem = ConvBNAct(3, widths[0], 3, stem_stride, act=act)
         self.stages = nn.ModuleList(
-            CSPStage(c_in, c_out, d, act)
+            self.make_stage(c_in, c_out, d, act)
             for c_in, c_out, d in zip(widths[:-1], widths[1:], depths, strict=True)
         )
         self.out_channels: tuple[int, ...] = tuple(widths[-3:])
         self.strides = STRIDES
+
+    @staticmethod
+    def make_stage(c_in: int, c_out: int, depth: int, act: str) -> nn.Module:
+        """One stride-2 stage (CSP here; Darknet-53's plain residual stage in the baselines)."""
+        return CSPStage(c_in, c_out, depth, act)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.stem(x)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from active.models.backbone import STRIDES, Branch1
+from active.models.backbone import Branch1
 from active.models.layers import SPP, ConvBNAct
 
 
@@ -39,30 +39,14 @@ class DarkResidual(nn.Module):
         return x + self.conv2(self.conv1(x))
 
 
-class Darknet53(nn.Module):
-    """``(B,3,H,W)`` -> maps at strides 8/16/32 (widths ``widths[-3:]``)."""
+class Darknet53(Branch1):
+    """``(B,3,H,W)`` -> maps at strides 8/16/32 (widths ``widths[-3:]``): branch 1's layout with
+    Darknet-53's plain residual stages (a stride-2 conv, then residual units) instead of CSP."""
 
-    def __init__(self, widths: Sequence[int], depths: Sequence[int], stem_stride: int = 1,
-                 act: str = "silu") -> None:
-        super().__init__()
-        if len(widths) != len(depths) + 1 or stem_stride * 2 ** len(depths) != STRIDES[-1]:
-            raise ValueError(f"Darknet-53 needs stride 32: widths {widths}, depths {depths}")
-        self.stem = ConvBNAct(3, widths[0], 3, stem_stride, act=act)
-        self.stages = nn.ModuleList(
-            nn.Sequential(ConvBNAct(c_in, c_out, 3, 2, act=act),
-                          *(DarkResidual(c_out, act) for _ in range(d)))
-            for c_in, c_out, d in zip(widths[:-1], widths[1:], depths, strict=True)
-        )
-        self.out_channels: tuple[int, ...] = tuple(widths[-3:])
-        self.strides = STRIDES
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        x = self.stem(x)
-        feats = []
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return feats[-3:]
+    @staticmethod
+    def make_stage(c_in: int, c_out: int, depth: int, act: str) -> nn.Module:
+        return nn.Sequential(ConvBNAct(c_in, c_out, 3, 2, act=act),
+                             *(DarkResidual(c_out, act) for _ in range(depth)))
 
 
 def conv_set(c_in: int, c: int, act: str) -> nn.Sequential:
