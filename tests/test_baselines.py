@@ -96,3 +96,55 @@ def test_train_a_baseline_through_the_cli(tmp_path: Path) -> None:
     log = (tmp_path / "run" / "log.csv").read_text()
     assert "val_ap50_sperm" in log.splitlines()[0] and len(log.splitlines()) == 2
     assert load_model(tmp_path / "run" / "best.pt")[0].config.variant == "faster-rcnn"
+
+
+def _external_step_and_detect(name: str, tmp_path: Path) -> None:
+    """One training step changes the weights; detect and Predictor give Detections/Results."""
+    from active.inference.postprocess import Detections, PostProcessConfig
+    from active.models.torchvision_models import TorchvisionLoss
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(variant=name, scale="tiny", imgsz=(128, 160))).train()
+    targets = torch.tensor([[0, 0, 10, 10, 22, 24], [1, 1, 40, 30, 70, 60]], dtype=torch.float32)
+    x = torch.rand(2, 3, 128, 160)
+    loss, parts = TorchvisionLoss()(model(x, targets), targets)
+    assert torch.isfinite(loss) and len(parts) >= 2
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    loss.backward()
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    model.freeze_backbone(True)
+    assert 0 < sum(p.requires_grad for p in model.parameters()) < len(before)
+    model.freeze_backbone(False)
+    dets = model.detect(x, PostProcessConfig(score_threshold=0.0, max_det=20))
+    assert len(dets) == 2 and all(isinstance(d, Detections) for d in dets)
+    for d in dets:
+        assert 0 < len(d) <= 20 and (d.classes >= 0).all() and (d.classes < 2).all()
+        assert (d.boxes[:, 2] <= 160).all() and (d.boxes[:, 3] <= 128).all()
+    save_checkpoint(tmp_path / "m.pt", model.eval())
+    reloaded, _ = load_model(tmp_path / "m.pt")
+    assert reloaded.config.variant == name
+    r = Predictor(tmp_path / "m.pt", conf=0.0)(
+        (np.random.default_rng(0).random((100, 140, 3)) * 255).astype(np.uint8))
+    assert r.names == ("sperm", "impurity") and r.xyxy.shape[1] == 4 and len(r) > 0
+
+
+def test_efficientdet_d2_trains_a_step_and_detects(tmp_path: Path) -> None:
+    pytest.importorskip("effdet", reason="EfficientDet needs the optional extra: pip install "
+                        "-e '.[effdet]'")
+    _external_step_and_detect("efficientdet-d2", tmp_path)
+
+
+def test_efficientdet_d2_is_the_published_size() -> None:
+    """EfficientDet-D2 has ~8.1 M parameters with COCO's 90 classes; 2 classes: ~8.0 M."""
+    pytest.importorskip("effdet", reason="needs the optional 'effdet' extra")
+    n = count_params(build_model(ModelConfig(variant="efficientdet-d2", imgsz=(544, 704))))
+    assert 7.8e6 < n < 8.2e6
+
+
+@pytest.mark.parametrize("name", ["yolov8n", "yolo11n"])
+def test_ultralytics_trains_a_step_and_detects(name: str, tmp_path: Path) -> None:
+    pytest.importorskip("ultralytics", reason="the Ultralytics baseline is an optional extra "
+                        "(pip install --no-deps ultralytics ultralytics-thop polars)")
+    _external_step_and_detect(name, tmp_path)

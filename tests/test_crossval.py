@@ -3,6 +3,7 @@ folds and resumes unfinished ones, tables give mean ± std over the folds and n/
 has no ground truth."""
 
 import json
+import os
 import math
 import statistics
 from dataclasses import replace
@@ -172,3 +173,47 @@ def test_class_without_ground_truth_is_na_and_left_out_of_the_mean():
     assert entry["ap50"]["impurity"] is None  # strict JSON
     assert math.isnan(FoldResult.from_dict(json.loads(json.dumps(entry))).ap50["impurity"])
 
+
+
+def test_parallel_processes_share_the_folds(synth_root, tmp_path, monkeypatch):
+    """A fold claimed by a live process is left to it; a dead process's claim is taken over;
+    results written by two stores at once are merged, not overwritten."""
+    import socket
+    import subprocess
+    import sys
+
+    from active.evaluation.crossval import _ResultStore
+
+    out = tmp_path / "cv"
+    fake = FakeRuns(monkeypatch)
+    host = socket.gethostname()
+    (out / "active-i" / "fold1").mkdir(parents=True)
+    (out / "active-i" / "fold1" / "claim").write_text(json.dumps({"host": host,
+                                                                  "pid": os.getppid()}))
+    lines: list[str] = []
+    result = run_cv(_config(synth_root), ["active-i", "yolov3"], folds=3, out=out,
+                    log=lines.append)
+    assert ("active-i", ("b1", "b2"), 1, False) not in fake.fits
+    assert sorted((r.model, r.fold) for r in result.results) == [
+        ("active-i", 0), ("active-i", 2), ("yolov3", 0), ("yolov3", 1), ("yolov3", 2)]
+    assert any("active-i fold 1: taken by another process" in line for line in lines)
+    assert [f[2] for f in fake.fits] == [0, 0, 1, 2, 2]  # fold by fold
+    assert list(out.glob("*/fold*/claim")) == [out / "active-i" / "fold1" / "claim"]
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (out / "active-i" / "fold1" / "claim").write_text(json.dumps({"host": host,
+                                                                  "pid": int(dead)}))
+    result = run_cv(_config(synth_root), ["active-i", "yolov3"], folds=3, out=out,
+                    log=lines.append)
+    assert fake.fits[-1] == ("active-i", ("b1", "b2"), 1, False)
+    assert len(result.results) == 6 and not list(out.glob("*/fold*/claim"))
+
+    # two stores opened before either wrote: both entries survive
+    data = json.loads((out / "results.json").read_text())
+    a, b = (_ResultStore(out / "results.json", data["config"]) for _ in range(2))
+    first = FoldResult.from_dict({**data["results"][0], "model": "m1"})
+    a.add(first)
+    b.add(FoldResult.from_dict({**data["results"][0], "model": "m2"}))
+    models = {e["model"] for e in json.loads((out / "results.json").read_text())["results"]}
+    assert {"m1", "m2", "active-i", "yolov3"} <= models

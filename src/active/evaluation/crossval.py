@@ -13,12 +13,23 @@ output folder holds::
 
 A rerun skips the (model, fold) pairs that have a results entry and resumes a run that has a
 ``last.pt``, so an interrupted experiment continues where it stopped.
+
+Several processes may run the same experiment into the same folder at once (more GPUs, or more
+runs on one large GPU): each takes a (model, fold) pair by creating ``<model>/fold<i>/claim``
+exclusively and skips the pairs others have taken, and ``results.json`` is updated under a lock
+(read, merge, rewrite). A claim left by a process that died on this host is taken over. The
+pairs go fold by fold (every model's fold 0, then fold 1, ...), so a stopped experiment has
+compared every model on the same folds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -190,15 +201,21 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
     split_path = out / "split.json"
     plan = _split_plan(cfg, split_path, k, seed)
     store = _ResultStore(out / "results.json", _fingerprint(cfg))
-    for spec in specs:
-        for i in range(k):
+    for i in range(k):
+        for spec in specs:
+            store.reload()
             if store.get(spec.name, i) is not None:
                 log(f"{spec.name} fold {i}: done, skipped (results in {store.path})")
                 continue
-            res = _run_fold(cfg, spec, split_path, i, out, progress, log)
-            store.add(res)
+            with _claim(out / spec.name / f"fold{i}") as mine:
+                if not mine:
+                    log(f"{spec.name} fold {i}: taken by another process, skipped")
+                    continue
+                res = _run_fold(cfg, spec, split_path, i, out, progress, log)
+                store.add(res)
             log(f"{spec.name} fold {i}: test {', '.join(res.test_videos)}: AP50 (%) " + ", ".join(
                 f"{c} {_pct(a)}" for c, a in res.ap50.items()))
+    store.reload()
     results = [r for s in specs for i in range(k) if (r := store.get(s.name, i)) is not None]
     return CVResult(out, plan, specs, results)
 
@@ -229,6 +246,47 @@ def _split_plan(cfg: TrainConfig, path: Path, k: int, seed: int) -> SplitPlan:
     plan = kfold_split(videos, k, seed, val=True)
     plan.save(path)
     return plan
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _claim(run_dir: Path):  # type: ignore[no-untyped-def]
+    """Yield True when this process may train ``run_dir`` (it created ``run_dir/claim``, or took
+    over the claim of a dead process on this host); the claim is removed afterwards."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "claim"
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = json.loads(path.read_text(encoding="utf-8"))
+                stale = owner.get("host") == me["host"] and not _alive(int(owner["pid"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                stale = False  # being written right now, or unreadable: leave it
+            if not stale:
+                yield False
+                return
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    yield False
 
 
 def _run_fold(cfg: TrainConfig, spec: ModelSpec, split_path: Path, fold: int, out: Path,
@@ -284,7 +342,24 @@ class _ResultStore:
 
     def __init__(self, path: Path, config: dict[str, Any]) -> None:
         self.path, self.config = path, config
-        self.entries: list[FoldResult] = []
+        self.entries: list[FoldResult] = self._read()
+
+    @contextlib.contextmanager
+    def _locked(self):  # type: ignore[no-untyped-def]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def reload(self) -> None:
+        """Take in what other processes have added."""
+        self.entries = self._read()
+
+    def _read(self) -> list[FoldResult]:
+        path, config = self.path, self.config
         if path.is_file():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -297,15 +372,19 @@ class _ResultStore:
                 raise ConfigError(f"{path}: its finished folds were trained with other settings "
                                   f"({', '.join(changed[:8])}); use another output folder or "
                                   "remove the old one")
-            self.entries = entries
+            return entries
+        return []
 
     def get(self, model: str, fold: int) -> FoldResult | None:
         return next((e for e in self.entries if (e.model, e.fold) == (model, fold)), None)
 
     def add(self, entry: FoldResult) -> None:
-        self.entries.append(entry)
-        write_json(self.path, {"version": 1, "config": self.config,
-                               "results": [e.to_dict() for e in self.entries]})
+        """Merge ``entry`` into the file under a lock (other processes may add at once)."""
+        with self._locked():
+            entries = [e for e in self._read() if (e.model, e.fold) != (entry.model, entry.fold)]
+            self.entries = [*entries, entry]
+            write_json(self.path, {"version": 1, "config": self.config,
+                                   "results": [e.to_dict() for e in self.entries]})
 
 
 def _pct(ap: float) -> str:

@@ -17,10 +17,12 @@ from active.models.variants import (
     BRANCH1_WIDTHS,
     BRANCH2_STAGES,
     BRANCH2_STEM,
+    EFFDET,
     NECK_DEPTH,
     NECK_WIDTHS,
     SCALES,
     TORCHVISION,
+    ULTRALYTICS,
     VARIANTS,
     ModelConfig,
 )
@@ -165,6 +167,14 @@ def build_model(cfg: ModelConfig) -> Detector:
         from active.models.torchvision_models import TorchvisionDetector
 
         return TorchvisionDetector(cfg)  # type: ignore[return-value]
+    if cfg.variant in EFFDET:
+        from active.models.effdet_model import EfficientDetDetector
+
+        return EfficientDetDetector(cfg)  # type: ignore[return-value]
+    if cfg.variant in ULTRALYTICS:
+        from active.models.ultralytics_model import UltralyticsDetector
+
+        return UltralyticsDetector(cfg)  # type: ignore[return-value]
     if cfg.variant in BASELINES:
         backbone, neck = build_baseline(cfg)
     else:

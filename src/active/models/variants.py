@@ -59,6 +59,17 @@ TORCHVISION: dict[str, Variant] = {
     "ssd": Variant("ssd", (), spp=False),  # VGG-16 (paper) or SSDlite MobileNetV3
 }
 
+#: EfficientDet-D2 from the optional ``effdet`` package (active.models.effdet_model), the same
+#: network at every scale: ``model.variant: efficientdet-d2``.
+EFFDET: dict[str, Variant] = {"efficientdet-d2": Variant("efficientdet-d2", (), spp=False)}
+
+#: Ultralytics' networks from the optional ``ultralytics`` package
+#: (active.models.ultralytics_model), the same network at every scale.
+ULTRALYTICS: dict[str, Variant] = {n: Variant(n, (), spp=False) for n in ("yolov8n", "yolo11n")}
+
+#: Models that bring their own loss and post-processing (``returns_detections``).
+EXTERNAL: dict[str, Variant] = {**TORCHVISION, **EFFDET, **ULTRALYTICS}
+
 # fmt: off
 SCALES: dict[str, Scale] = {
     "paper": Scale(depth=1.0, width=1.0),  # CSPDarknet53 + EfficientNet-B0, neck 128/256/512
@@ -101,11 +112,11 @@ def get_variant(name: str) -> Variant:
     key = name.strip().lower()
     if key in BASELINES:
         return BASELINES[key]
-    if key in TORCHVISION:
-        return TORCHVISION[key]
+    if key in EXTERNAL:
+        return EXTERNAL[key]
     if key not in VARIANTS:
         raise ValueError(f"unknown variant {name!r} (known: {', '.join(VARIANTS)}, "
-                         f"{', '.join(BASELINES)}, {', '.join(TORCHVISION)})")
+                         f"{', '.join(BASELINES)}, {', '.join(EXTERNAL)})")
     return VARIANTS[key]
 
 
@@ -140,7 +151,7 @@ class ModelConfig:
             raise ValueError(f"unknown scale {self.scale!r} (known: {', '.join(SCALES)})")
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"{self.num_classes} classes but names {self.class_names}")
-        if (self.variant in BASELINES or self.variant in TORCHVISION) and self.branches != (
+        if (self.variant in BASELINES or self.variant in EXTERNAL) and self.branches != (
                 "b1", "b2"):
             raise ValueError(f"{self.variant} has one backbone; branches apply to ACTIVE only")
         if not self.branches or not set(self.branches) <= {"b1", "b2"}:

@@ -50,6 +50,13 @@ class DetectionDataset(Dataset):
             self._cache[i] = self.records[i].image
         return self._cache[i]
 
+    def preload(self) -> None:
+        """Decode every frame into the cache now: DataLoader workers are forked each epoch and
+        inherit it, where frames they cached themselves would die with them."""
+        if self._cache is not None:
+            for i in range(len(self)):
+                self.image(i)
+
     def raw(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rec = self.records[i]
         return self.image(i), rec.boxes.copy(), rec.labels.copy()

@@ -168,6 +168,8 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     # only rank 0 validates and saves, so only rank 0 keeps the average
     ema = ModelEMA(model, cfg.ema_decay) if cfg.ema and run.main else None
     dataset = DetectionDataset(train, imgsz, cfg.augment, cfg.seed, cfg.data.cache)
+    if cfg.data.workers > 0:
+        dataset.preload()
     state = run.resume_state.get("train_state", {}) if run.resume_state else {}
     if run.resume_state is not None:  # the raw weights (the checkpoint's "model" may be the EMA)
         model.load_state_dict(state.get("raw_model", run.resume_state["model"]))
@@ -271,7 +273,10 @@ def write_log(path: Path, history: list[dict]) -> None:
     from active.utils.io import atomic_open
 
     with atomic_open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, extrasaction="ignore")
+        fields = list(LOG_FIELDS)  # plus the loss parts of models with their own (e.g. dfl)
+        for key in dict.fromkeys(k for row in history for k in row if k not in fields):
+            fields.insert(fields.index("total"), key)
+        writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for row in history:
             writer.writerow({k: (f"{v:.5g}" if isinstance(v, float) else v) for k, v in
