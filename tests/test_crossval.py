@@ -3,8 +3,8 @@ folds and resumes unfinished ones, tables give mean ± std over the folds and n/
 has no ground truth."""
 
 import json
-import os
 import math
+import os
 import statistics
 from dataclasses import replace
 from pathlib import Path

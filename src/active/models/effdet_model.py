@@ -57,7 +57,7 @@ class EfficientDetDetector(nn.Module):
     def __init__(self, config: Any) -> None:
         super().__init__()
         effdet = _require_effdet()
-        from effdet.anchors import Anchors, AnchorLabeler
+        from effdet.anchors import AnchorLabeler, Anchors
         from effdet.loss import DetectionLoss
 
         self.config = config
