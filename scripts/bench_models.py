@@ -6,14 +6,18 @@ the same recipe, then measure what each costs. Prints a Markdown table and write
 
 Accuracy comes from ``active cv`` (``run_cv``: same split file, epochs, augmentation and
 evaluator for every model; resumable, so an interrupted benchmark continues where it stopped and a
-rerun with the same settings only re-measures the costs). Costs, each model in turn in this
+rerun with the same settings reuses the measured costs, cached in ``costs.json``). With
+``--no-train`` nothing is trained: accuracy comes from the results already in ``--out`` (runs
+made elsewhere, e.g. on a GPU, or by ``active cv`` workers). Costs, each model in turn in this
 process unless said otherwise:
 
 - parameters and GFLOPs at the config's input size (``active model info``);
-- training seconds per epoch: the mean over the cross-validation runs' epochs (from log.csv);
-- peak training memory: the peak resident set size a fresh subprocess adds, over its imports,
-  in ``--mem-steps`` training steps at the config's first-stage batch size (weights, activations,
-  gradients, Adam state, allocator slack; 0 for a model too small to lift the peak);
+- training seconds per epoch here: the median time of ``--mem-steps`` training steps at the
+  config's first-stage batch size (random data, 2 threads) x the mean steps per epoch over the
+  folds; also the median epoch time logged by the runs themselves (wherever they ran);
+- peak training memory: the peak resident set size of a fresh subprocess above its RSS after
+  the imports (the peak is reset through ``/proc/self/clear_refs``) while it builds the model
+  and takes those steps (weights, activations, gradients, Adam state, allocator slack);
 - latency at batch 1 with PyTorch and with ONNX Runtime where the model exports, measured round
   robin (``--runs`` each) so that machine noise hits every model alike;
 - peak inference memory: the same for loading the model and 5 predictions (PyTorch backend).
@@ -39,19 +43,44 @@ import torch
 HERE = Path(__file__).resolve()
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise OSError(field)
+
+
+def _start_peak() -> float:
+    """Reset this process's peak RSS (Linux: ``clear_refs`` 5) and return the current RSS in MB;
+    :func:`_peak_since` then gives the peak above it. Where the reset is not possible, the
+    baseline is the peak so far (imports included), which can hide a small model."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return _status_mb("VmRSS")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _peak_since(base: float) -> float:
+    try:
+        peak = _status_mb("VmHWM")
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return max(0.0, peak - base)
 
 
 def measure_train_memory(model_name: str, scale: str, imgsz: tuple[int, int], batch: int,
-                         steps: int) -> float:
-    """(child process) peak RSS in MB added by ``steps`` training steps on random data (over the
-    peak after the imports: the interpreter and libraries are ~1.1 GB whatever the model)."""
+                         steps: int) -> tuple[float, float]:
+    """(child process) peak RSS in MB above the RSS after the imports (the interpreter and
+    libraries are ~1.1 GB whatever the model) while building the model and taking ``steps``
+    training steps on random data, and the median seconds per step after the first."""
     from active.models.detector import build_model
     from active.models.variants import ModelConfig
     from active.training.loss import LossConfig, YoloCriterion
 
-    base = _rss_mb()
+    base = _start_peak()
     torch.manual_seed(0)
     model = build_model(ModelConfig(variant=model_name, scale=scale, imgsz=imgsz)).train()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
@@ -61,7 +90,9 @@ def measure_train_memory(model_name: str, scale: str, imgsz: tuple[int, int], ba
     rows = [[i, i % 2, 20 + 7 * j, 30 + 5 * j, 36 + 7 * j, 46 + 5 * j]
             for i in range(batch) for j in range(30)]
     targets = torch.tensor(rows, dtype=torch.float32)
+    times = []
     for _ in range(steps):
+        t0 = time.perf_counter()
         x = torch.rand(batch, 3, h, w)
         if tv:
             loss = torch.stack(list(model(x, targets).values())).sum()
@@ -70,28 +101,55 @@ def measure_train_memory(model_name: str, scale: str, imgsz: tuple[int, int], ba
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return _rss_mb() - base
+        times.append(time.perf_counter() - t0)
+    return _peak_since(base), statistics.median(times[1:] or times)
 
 
 def measure_infer_memory(weights: str, backend: str) -> float:
-    """(child process) peak RSS in MB added by loading the model and 5 predictions on a 698x528
-    frame (over the peak after the imports)."""
+    """(child process) peak RSS in MB above the RSS after the imports while loading the model
+    and making 5 predictions on a 698x528 frame."""
     import onnxruntime  # noqa: F401  (counted in the baseline like torch)
 
     from active.inference.predictor import Predictor
 
-    base = _rss_mb()
+    base = _start_peak()
     p = Predictor(weights, backend=backend)  # type: ignore[arg-type]
     frame = (np.random.default_rng(0).random((528, 698, 3)) * 255).astype(np.uint8)
     for _ in range(5):
         p(frame)
-    return _rss_mb() - base
+    return _peak_since(base)
 
 
-def child(args: list[str]) -> float:
+def child(args: list[str]) -> list[float]:
     out = subprocess.run([sys.executable, str(HERE), *args], capture_output=True, text=True,
                          check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
-    return float(out.stdout.strip().splitlines()[-1])
+    return [float(v) for v in out.stdout.strip().splitlines()[-1].split()]
+
+
+def steps_per_epoch(cfg: Any, split: Path, folds: int) -> float:
+    """Mean training steps per epoch of the first stage over the folds (frames / batch)."""
+    from dataclasses import replace
+
+    from active.training.trainer import load_splits
+
+    batch = cfg.stages[0].batch
+    n = [len(load_splits(replace(cfg, data=replace(cfg.data, split=str(split), fold=i)))["train"])
+         for i in range(folds)]
+    return statistics.mean(-(-k // batch) for k in n)
+
+
+def untrained_checkpoint(name: str, cfg: Any, path: Path) -> Path:
+    """A checkpoint of a freshly initialised ``name`` (latency and memory do not depend on the
+    weights, except through the number of boxes that reach NMS)."""
+    from dataclasses import replace
+
+    from active.models.detector import build_model
+    from active.training.checkpoint import save_checkpoint
+
+    if not path.is_file():
+        torch.manual_seed(0)
+        save_checkpoint(path, build_model(replace(cfg.model, variant=name)).eval())
+    return path
 
 
 def latencies(models: dict[str, Any], runs: int) -> dict[str, float]:
@@ -108,6 +166,44 @@ def latencies(models: dict[str, Any], runs: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def measure_costs(models: list[str], cfg: Any, out: Path, mem_steps: int, runs: int
+                  ) -> dict[str, dict[str, Any]]:
+    """Parameters, GFLOPs, training s/step and memory, latency and inference memory per model
+    (on ``out/<model>/fold0/best.pt`` where it exists, else on untrained weights)."""
+    from active.inference.predictor import Predictor
+    from active.models.info import model_info
+
+    imgsz, scale = tuple(cfg.model.imgsz), cfg.model.scale
+    rows: dict[str, dict[str, Any]] = {}
+    calls: dict[str, Any] = {}
+    frame = (np.random.default_rng(0).random((528, 698, 3)) * 255).astype(np.uint8)
+    for name in models:
+        info = model_info(name, scale, imgsz, runs=0)
+        row: dict[str, Any] = {"params_m": info["params"] / 1e6, "gflops": info["gflops"]}
+        weights = out / name / "fold0" / "best.pt"
+        row["trained_weights"] = weights.is_file()
+        if not weights.is_file():
+            (out / "untrained").mkdir(parents=True, exist_ok=True)
+            weights = untrained_checkpoint(name, cfg, out / "untrained" / f"{name}.pt")
+        mem, s_step = child(["--_train-mem", name, scale, str(imgsz[0]), str(imgsz[1]),
+                             str(cfg.stages[0].batch), "--mem-steps", str(mem_steps)])
+        row["train_mem_mb"], row["s_per_step"] = mem, s_step
+        print(f"{name}: {row['params_m']:.2f} M, {row['gflops']:.1f} GFLOPs, "
+              f"{s_step:.2f} s/step, +{mem:.0f} MB training", flush=True)
+        pt = Predictor(weights, backend="torch", threads=2)
+        calls[f"{name} torch"] = lambda pt=pt: pt(frame)
+        row["infer_mem_mb"] = child(["--_infer-mem", str(weights), "torch"])[0]
+        if not getattr(pt.backend, "returns_detections", False):
+            ox = Predictor(weights, backend="onnx", threads=2)
+            calls[f"{name} onnx"] = lambda ox=ox: ox(frame)
+        rows[name] = row
+    lat = latencies(calls, runs)
+    for name, row in rows.items():
+        row["ms_torch"] = lat.get(f"{name} torch", float("nan"))
+        row["ms_onnx"] = lat.get(f"{name} onnx", float("nan"))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["active-i", "yolov3", "yolov4"])
@@ -119,33 +215,79 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quiet", action="store_true", help="no training progress bars")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--mem-steps", type=int, default=3)
-    ap.add_argument("--doc", type=Path, default=None)
+    ap.add_argument("--doc", type=Path, default=None, help="write the table between the "
+                    "'comparison-table' markers of this Markdown file (created if missing)")
+    ap.add_argument("--no-train", action="store_true",
+                    help="measure the costs only: accuracy from --out's results.json where it "
+                    "has them (e.g. trained elsewhere), latency on untrained weights where "
+                    "--out has no best.pt")
+    ap.add_argument("--costs", type=Path, default=None,
+                    help="cache of the measured costs (default OUT/costs.json); reused when it "
+                    "holds every model at the same scale, input size and batch")
+    ap.add_argument("--remeasure-memory", action="store_true",
+                    help="measure the two memory columns again, keep the cached times")
+    ap.add_argument("--trained-on", default=None,
+                    help="where the accuracy runs were trained (for the table's heading)")
     ap.add_argument("--_train-mem", nargs=5, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_infer-mem", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._train_mem:
         m, s, h, w, b = args._train_mem
-        print(measure_train_memory(m, s, (int(h), int(w)), int(b), args.mem_steps))
+        print(*measure_train_memory(m, s, (int(h), int(w)), int(b), args.mem_steps))
         return
     if args._infer_mem:
-        print(measure_infer_memory(*args._infer_mem))
+        print(measure_infer_memory(*args._infer_mem))  # one value
         return
 
     from active.evaluation.crossval import format_table_i, load_experiment_config, run_cv
-    from active.inference.predictor import Predictor
-    from active.models.info import model_info
-
     cfg = load_experiment_config(args.config, args.set, args.epochs)
-    result = run_cv(cfg, args.models, args.folds, args.out, progress=not args.quiet)
+    if args.no_train:
+        from active.evaluation.crossval import (
+            CVResult,
+            ModelSpec,
+            _fingerprint,
+            _ResultStore,
+            _split_plan,
+        )
+
+        plan = _split_plan(cfg, args.out / "split.json", args.folds, 0)
+        store = _ResultStore(args.out / "results.json", _fingerprint(cfg))
+        result = CVResult(args.out, plan, [ModelSpec(m) for m in args.models],
+                          [r for m in args.models for i in range(args.folds)
+                           if (r := store.get(m, i)) is not None])
+    else:
+        result = run_cv(cfg, args.models, args.folds, args.out, progress=not args.quiet)
     print(format_table_i(result))
+    spe = steps_per_epoch(cfg, args.out / "split.json", args.folds)
     imgsz = tuple(cfg.model.imgsz)
     scale = cfg.model.scale
+    costs_file = args.costs or args.out / "costs.json"
+    key = f"{scale} {imgsz[0]}x{imgsz[1]} batch {cfg.stages[0].batch}"
+    cached = json.loads(costs_file.read_text()) if costs_file.is_file() else {}
+    if cached.get("key") == key and set(args.models) <= set(cached.get("models", {})):
+        costs = cached["models"]
+        print(f"costs: reused from {costs_file} (measured {cached['measured']})")
+        if args.remeasure_memory:
+            for name in args.models:
+                weights = args.out / name / "fold0" / "best.pt"
+                if not costs[name]["trained_weights"] or not weights.is_file():
+                    weights = untrained_checkpoint(name, cfg, args.out / "untrained" / f"{name}.pt")
+                costs[name]["train_mem_mb"] = child([
+                    "--_train-mem", name, scale, str(imgsz[0]), str(imgsz[1]),
+                    str(cfg.stages[0].batch), "--mem-steps", str(args.mem_steps)])[0]
+                costs[name]["infer_mem_mb"] = child(["--_infer-mem", str(weights), "torch"])[0]
+                print(f"{name}: +{costs[name]['train_mem_mb']:.0f} MB training, "
+                      f"+{costs[name]['infer_mem_mb']:.0f} MB inference", flush=True)
+            cached["memory_measured"] = time.strftime("%Y-%m-%d %H:%M")
+            costs_file.write_text(json.dumps(cached, indent=2))
+    else:
+        costs = measure_costs(args.models, cfg, args.out, args.mem_steps, args.runs)
+        cached = {"key": key, "measured": time.strftime("%Y-%m-%d %H:%M"), "models": costs}
+        costs_file.write_text(json.dumps(cached, indent=2))
     rows: dict[str, dict[str, Any]] = {}
-    calls: dict[str, Any] = {}
-    frame = (np.random.default_rng(0).random((528, 698, 3)) * 255).astype(np.uint8)
     for name in args.models:
-        info = model_info(name, scale, imgsz, runs=0)
-        row: dict[str, Any] = {"params_m": info["params"] / 1e6, "gflops": info["gflops"]}
+        row = dict(costs[name])
+        row["s_per_epoch"] = row["s_per_step"] * spe
         secs = []
         for fold in range(result.k):
             log = args.out / name / f"fold{fold}" / "log.csv"
@@ -153,26 +295,13 @@ def main(argv: list[str] | None = None) -> None:
                 lines = log.read_text().splitlines()
                 col = lines[0].split(",").index("seconds")
                 secs += [float(r.split(",")[col]) for r in lines[1:]]
-        row["s_per_epoch"] = statistics.median(secs) if secs else float("nan")
+        row["logged_s_per_epoch"] = statistics.median(secs) if secs else float("nan")
         for cls in ("sperm", "impurity"):
-            s = result.summary(name, cls)
-            row[f"ap50_{cls}"] = s.mean
-        weights = args.out / name / "fold0" / "best.pt"
-        row["train_mem_mb"] = child(["--_train-mem", name, scale, str(imgsz[0]), str(imgsz[1]),
-                                     str(cfg.stages[0].batch), "--mem-steps",
-                                     str(args.mem_steps)])
-        if weights.is_file():
-            pt = Predictor(weights, backend="torch", threads=2)
-            calls[f"{name} torch"] = lambda pt=pt: pt(frame)
-            row["infer_mem_mb"] = child(["--_infer-mem", str(weights), "torch"])
-            if not getattr(pt.backend, "returns_detections", False):
-                ox = Predictor(weights, backend="onnx", threads=2)
-                calls[f"{name} onnx"] = lambda ox=ox: ox(frame)
+            row[f"ap50_{cls}"] = result.summary(name, cls).mean
+        row["folds"] = result.summary(name, "sperm").folds
+        first = result.fold_result(name, 0)
+        row["ap50_sperm_fold0"] = first.ap50.get("sperm", float("nan")) if first else float("nan")
         rows[name] = row
-    lat = latencies(calls, args.runs)
-    for name, row in rows.items():
-        row["ms_torch"] = lat.get(f"{name} torch", float("nan"))
-        row["ms_onnx"] = lat.get(f"{name} onnx", float("nan"))
 
     def f(v: float, d: int = 1) -> str:
         return "n/a" if v != v else f"{v:.{d}f}"
@@ -181,13 +310,23 @@ def main(argv: list[str] | None = None) -> None:
             f"(scale {scale}, input {imgsz[1]}x{imgsz[0]}), {platform.machine()}, "
             f"{os.cpu_count()} cores, torch {torch.__version__}, "
             f"{time.strftime('%Y-%m-%d %H:%M')}.\n"
-            f"Command: `python scripts/bench_models.py {' '.join(argv or sys.argv[1:])}`\n")
-    lines = [head, "| model | AP50 sperm | AP50 impurity | params (M) | GFLOPs | s/epoch | "
-             "train peak +RSS (MB) | ms torch | ms ONNX RT | infer peak +RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+            f"Command: `python scripts/bench_models.py {' '.join(argv or sys.argv[1:])}`\n"
+            f"Accuracy: test AP50 (%), mean over the folds, trained on "
+            f"{args.trained_on or 'this machine'}; s/epoch here: median training step here x "
+            f"{spe:.1f} steps per epoch (mean over the folds); logged s/epoch: from the training "
+            f"runs' log.csv. Latency and memory on "
+            + ("trained (fold 0)" if all(r["trained_weights"] for r in rows.values())
+               else "untrained" if not any(r["trained_weights"] for r in rows.values())
+               else "trained (fold 0) or untrained") + " weights.\n")
+    lines = [head, "| model | AP50 sperm, fold 0 | AP50 sperm, mean (folds) | AP50 impurity, "
+             "mean | params (M) | GFLOPs | s/epoch here | logged s/epoch | train peak +RSS (MB) "
+             "| ms torch | ms ONNX RT | infer peak +RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
-        lines.append(f"| {name} | {f(100 * r['ap50_sperm'])} | {f(100 * r['ap50_impurity'])} | "
+        lines.append(f"| {name} | {f(100 * r['ap50_sperm_fold0'])} | "
+                     f"{f(100 * r['ap50_sperm'])} ({r['folds']}) | {f(100 * r['ap50_impurity'])} | "
                      f"{f(r['params_m'], 2)} | {f(r['gflops'], 2)} | {f(r['s_per_epoch'])} | "
+                     f"{f(r['logged_s_per_epoch'])} | "
                      f"{f(r['train_mem_mb'], 0)} | {f(r['ms_torch'])} | {f(r['ms_onnx'])} | "
                      f"{f(r.get('infer_mem_mb', float('nan')), 0)} |")
     table = "\n".join(lines)
@@ -201,18 +340,30 @@ def main(argv: list[str] | None = None) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     for name, r in rows.items():
         x = r["ms_onnx"] if r["ms_onnx"] == r["ms_onnx"] else r["ms_torch"]
-        ax.scatter(x, 100 * r["ap50_sperm"])
-        ax.annotate(name, (x, 100 * r["ap50_sperm"]), fontsize=8)
+        y = 100 * r["ap50_sperm_fold0"]
+        if y != y:
+            continue
+        ax.scatter(x, y)
+        ax.annotate(name, (x, y), fontsize=8)
     ax.set_xlabel("latency, batch 1 (ms; ONNX Runtime where exported)")
-    ax.set_ylabel("AP50 sperm (%)")
+    ax.set_ylabel("AP50 sperm, fold 0 (%)")
+    ax.set_xscale("log")
     fig.tight_layout()
     fig.savefig(args.out / "ap_vs_latency.png", dpi=120)
     if args.doc:
         from active.utils.io import write_text
 
-        write_text(args.doc, "# The comparison\n\n" + table + "\n\n![AP50 against latency]"
-                   f"({os.path.relpath(args.out / 'ap_vs_latency.png', args.doc.parent)})\n")
-
+        img = args.doc.parent / "img" / "comparison_ap_vs_latency.png"
+        img.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(img, dpi=120)
+        plot = os.path.relpath(img, args.doc.parent)
+        block = table + f"\n\n![AP50 against latency]({plot})"
+        a, b = "<!-- comparison-table -->", "<!-- /comparison-table -->"
+        text = args.doc.read_text() if args.doc.is_file() else f"# The comparison\n\n{a}\n{b}\n"
+        if a not in text or b not in text:
+            raise SystemExit(f"{args.doc}: no '{a}' ... '{b}' markers to write the table between")
+        head, rest = text.split(a, 1)
+        write_text(args.doc, head + a + "\n" + block + "\n" + b + rest.split(b, 1)[1])
 
 if __name__ == "__main__":
     main()

@@ -217,3 +217,12 @@ def test_parallel_processes_share_the_folds(synth_root, tmp_path, monkeypatch):
     b.add(FoldResult.from_dict({**data["results"][0], "model": "m2"}))
     models = {e["model"] for e in json.loads((out / "results.json").read_text())["results"]}
     assert {"m1", "m2", "active-i", "yolov3"} <= models
+
+
+def test_only_some_folds(synth_root, tmp_path, monkeypatch):
+    fake = FakeRuns(monkeypatch)
+    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=tmp_path / "cv",
+                    log=lambda s: None, only_folds=[1])
+    assert [f[2] for f in fake.fits] == [1] and [r.fold for r in result.results] == [1]
+    with pytest.raises(ConfigError, match="folds are 0..2"):
+        run_cv(_config(synth_root), ["active-i"], folds=3, out=tmp_path / "cv", only_folds=[3])

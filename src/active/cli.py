@@ -164,7 +164,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
         ("data", "data.path"), ("scale", "model.scale"), ("device", "device"))
         if getattr(args, flag) is not None]
     cfg = load_experiment_config(args.config, overrides, args.epochs)
-    result = run_cv(cfg, args.variant, args.folds, args.out, args.seed, progress=not args.quiet)
+    result = run_cv(cfg, args.variant, args.folds, args.out, args.seed, progress=not args.quiet,
+                    only_folds=args.only_fold)
     print(format_table_i(result))
     print(f"table: {result.out / 'table.md'}; per-fold results: {result.out / 'results.json'}")
     return 0
@@ -178,7 +179,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None]
     cfg = load_experiment_config(args.config, overrides, args.epochs)
     result = run_ablation(cfg, args.variant, args.folds, args.out, args.seed,
-                          progress=not args.quiet)
+                          progress=not args.quiet, only_folds=args.only_fold)
     print(format_table_ii(result))
     print(f"table: {result.out / 'ablation.md'}; per-fold results: {result.out / 'results.json'}")
     return 0
@@ -415,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", type=Path, default=None, help="YAML config (see configs/)")
         p.add_argument("--folds", type=int, default=5, help="k, from 3 to the number of videos "
                        "(default 5)")
+        p.add_argument("--only-fold", type=int, nargs="+", default=None, metavar="I",
+                       help="train only these folds (0-based), e.g. to spread the experiment "
+                       "over machines; several processes may also share one output folder")
         if ablation:
             p.add_argument("--variant", default=None,
                            help="model.variant to ablate (default: the config's)")

@@ -154,7 +154,8 @@ def load_experiment_config(path: str | Path | None, overrides: Sequence[str] = (
 def run_cv(cfg: TrainConfig, variants: Sequence[str] | None = None, folds: int = 5,
            out: str | Path = "runs/cv", seed: int = 0,
            branches_list: Sequence[Sequence[str]] | None = None, progress: bool = True,
-           log: Callable[[str], None] = print) -> CVResult:
+           log: Callable[[str], None] = print, only_folds: Sequence[int] | None = None
+           ) -> CVResult:
     """k-fold cross-validation by video of each variant (x each branch setting); writes Table I.
 
     Args:
@@ -168,26 +169,32 @@ def run_cv(cfg: TrainConfig, variants: Sequence[str] | None = None, folds: int =
         branches_list: DBFEN branch settings; default the config's ``model.branches``.
         progress: progress bars while training.
         log: where the one-line reports of each fold go.
+        only_folds: train only these folds (e.g. to spread one experiment over machines); the
+            table reports every fold that has results.
     """
-    result = _run(cfg, variants, folds, Path(out), seed, branches_list, progress, log)
+    result = _run(cfg, variants, folds, Path(out), seed, branches_list, progress, log,
+                  only_folds)
     write_text(result.out / "table.md", format_table_i(result) + "\n")
     return result
 
 
 def run_ablation(cfg: TrainConfig, variant: str | None = None, folds: int = 5,
                  out: str | Path = "runs/ablation", seed: int = 0, progress: bool = True,
-                 log: Callable[[str], None] = print) -> CVResult:
+                 log: Callable[[str], None] = print, only_folds: Sequence[int] | None = None
+                 ) -> CVResult:
     """The branch ablation: ``variant`` with branch 1, branch 2 and both on the same k folds;
     writes Table II to ``out/ablation.md``. Arguments as :func:`run_cv`."""
     result = _run(cfg, [variant] if variant else None, folds, Path(out), seed,
-                  ABLATION_BRANCHES, progress, log)
+                  ABLATION_BRANCHES, progress, log, only_folds)
     write_text(result.out / "ablation.md", format_table_ii(result) + "\n")
     return result
 
 
 def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, seed: int,
          branches_list: Sequence[Sequence[str]] | None, progress: bool,
-         log: Callable[[str], None]) -> CVResult:
+         log: Callable[[str], None], only_folds: Sequence[int] | None = None) -> CVResult:
+    if only_folds is not None and not set(only_folds) <= set(range(k)):
+        raise ConfigError(f"--only-fold {sorted(only_folds)}: folds are 0..{k - 1}")
     specs: list[ModelSpec] = []
     for variant in variants or [cfg.model.variant]:
         for branches in branches_list or [cfg.model.branches]:
@@ -202,6 +209,8 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
     plan = _split_plan(cfg, split_path, k, seed)
     store = _ResultStore(out / "results.json", _fingerprint(cfg))
     for i in range(k):
+        if only_folds is not None and i not in only_folds:
+            continue
         for spec in specs:
             store.reload()
             if store.get(spec.name, i) is not None:

@@ -27,9 +27,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from active.inference.postprocess import Detections, PostProcessConfig
+from active.models.external import ExternalDetector
 
 EFFDET_MODELS = ("efficientdet-d2",)
 ANCHOR_SCALE = 1.5
@@ -49,23 +50,15 @@ def _padded(n: int, multiple: int = 128) -> int:
     return -(-n // multiple) * multiple
 
 
-class EfficientDetDetector(nn.Module):
+class EfficientDetDetector(ExternalDetector):
     """EfficientDet-D2 for ``config.num_classes`` classes at input ``config.imgsz`` (H, W)."""
 
-    returns_detections = True
-
     def __init__(self, config: Any) -> None:
-        super().__init__()
+        super().__init__(config)
         effdet = _require_effdet()
         from effdet.anchors import AnchorLabeler, Anchors
         from effdet.loss import DetectionLoss
 
-        self.config = config
-        self.class_names = tuple(config.class_names)
-        self.num_classes = int(config.num_classes)
-        self.strides: tuple[int, ...] = tuple(config.strides)
-        self.register_buffer("anchors", torch.tensor(config.anchors, dtype=torch.float32)
-                             .view(len(config.strides), -1, 2))  # one checkpoint format
         h, w = config.imgsz
         ecfg = effdet.get_efficientdet_config("efficientdet_d2")
         ecfg.num_classes = self.num_classes
@@ -75,7 +68,6 @@ class EfficientDetDetector(nn.Module):
         self.pad_hw = tuple(ecfg.image_size)
         self.net = effdet.EfficientDet(ecfg, pretrained_backbone=False)
         self.backbone = self.net.backbone
-        self.backbone_frozen = False
         anchors = Anchors.from_config(ecfg)
         self.register_buffer("anchor_boxes", anchors.boxes.float(), persistent=False)  # yxyx
         self.labeler = AnchorLabeler(anchors, self.num_classes, match_threshold=0.5)
@@ -134,17 +126,3 @@ class EfficientDetDetector(nn.Module):
             kept = batched_nms(boxes, scores, labels, cfg.iou_threshold)[: cfg.max_det]
             out.append(Detections(boxes[kept], scores[kept], labels[kept].long()))
         return out
-
-    def freeze_backbone(self, frozen: bool = True) -> None:
-        for p in self.backbone.parameters():
-            p.requires_grad_(not frozen)
-        self.backbone_frozen = frozen
-
-    def fuse(self) -> EfficientDetDetector:
-        return self.eval()
-
-    def train(self, mode: bool = True) -> EfficientDetDetector:
-        super().train(mode)
-        if self.backbone_frozen:
-            self.backbone.eval()
-        return self

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from active.inference.postprocess import Detections, PostProcessConfig
+from active.models.external import ExternalDetector
 
 TORCHVISION_MODELS = ("faster-rcnn", "ssd")
 
@@ -79,7 +80,7 @@ def _ssd(backbone_name: str, num_classes: int, imgsz: tuple[int, int]) -> nn.Mod
     return model
 
 
-class TorchvisionDetector(nn.Module):
+class TorchvisionDetector(ExternalDetector):
     """A torchvision detection model behind ACTIVE's model interface.
 
     ``forward(x)`` with ``x`` (B, 3, H, W) in [0, 1]: in training mode with ``targets`` ((M, 6)
@@ -87,17 +88,8 @@ class TorchvisionDetector(nn.Module):
     the list of torchvision's per-image output dicts. :meth:`detect` gives Detections.
     """
 
-    returns_detections = True
-
     def __init__(self, config: Any) -> None:
-        super().__init__()
-        self.config = config
-        self.class_names = tuple(config.class_names)
-        self.num_classes = int(config.num_classes)
-        self.strides: tuple[int, ...] = tuple(config.strides)
-        # kept so that checkpoints, which store anchors for YOLO models, stay one format
-        self.register_buffer("anchors", torch.tensor(config.anchors, dtype=torch.float32)
-                             .view(len(config.strides), -1, 2))
+        super().__init__(config)
         if config.variant == "faster-rcnn":
             self.net = _faster_rcnn(_FRCNN_BACKBONE[config.scale], self.num_classes,
                                     config.imgsz)
@@ -106,7 +98,6 @@ class TorchvisionDetector(nn.Module):
         else:
             raise ValueError(f"unknown torchvision model {config.variant!r}")
         self.backbone = self.net.backbone
-        self.backbone_frozen = False
 
     def forward(self, x: Tensor, targets: Tensor | None = None) -> Any:
         images = list(x)
@@ -134,19 +125,6 @@ class TorchvisionDetector(nn.Module):
         return [Detections(o["boxes"].float(), o["scores"].float(), o["labels"].long() - 1)
                 for o in outs]
 
-    def freeze_backbone(self, frozen: bool = True) -> None:
-        for p in self.backbone.parameters():
-            p.requires_grad_(not frozen)
-        self.backbone_frozen = frozen
-
-    def fuse(self) -> TorchvisionDetector:
-        return self.eval()
-
-    def train(self, mode: bool = True) -> TorchvisionDetector:
-        super().train(mode)
-        if self.backbone_frozen:
-            self.backbone.eval()
-        return self
 
 
 class TorchvisionLoss(nn.Module):

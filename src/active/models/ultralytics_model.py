@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from active.inference.postprocess import Detections, PostProcessConfig
+from active.models.external import ExternalDetector
 
 ULTRALYTICS_MODELS = {"yolov8n": "yolov8n.yaml", "yolo11n": "yolo11n.yaml"}
 LOSS_GAINS = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5)  # Ultralytics' defaults
@@ -51,25 +52,16 @@ def _detection_model_class() -> Any:
     return DetectionModel, yaml_model_load
 
 
-class UltralyticsDetector(nn.Module):
+class UltralyticsDetector(ExternalDetector):
     """An Ultralytics detection network for ``config.num_classes`` classes."""
 
-    returns_detections = True
-
     def __init__(self, config: Any) -> None:
-        super().__init__()
+        super().__init__(config)
         detection_model, load_yaml = _detection_model_class()
-        self.config = config
-        self.class_names = tuple(config.class_names)
-        self.num_classes = int(config.num_classes)
-        self.strides: tuple[int, ...] = tuple(config.strides)
-        self.register_buffer("anchors", torch.tensor(config.anchors, dtype=torch.float32)
-                             .view(len(config.strides), -1, 2))  # one checkpoint format
         spec = {**load_yaml(ULTRALYTICS_MODELS[config.variant]), "nc": self.num_classes}
         self.net = detection_model(spec, verbose=False)
         self.net.args = LOSS_GAINS
         self._n_backbone = len(self.net.yaml["backbone"])
-        self.backbone_frozen = False
         self._criterion: Any = None
 
     @property
@@ -118,17 +110,3 @@ class UltralyticsDetector(nn.Module):
             kept = batched_nms(boxes, scores, cls, cfg.iou_threshold)[: cfg.max_det]
             out.append(Detections(boxes[kept], scores[kept], cls[kept].long()))
         return out
-
-    def freeze_backbone(self, frozen: bool = True) -> None:
-        for p in self.backbone.parameters():
-            p.requires_grad_(not frozen)
-        self.backbone_frozen = frozen
-
-    def fuse(self) -> UltralyticsDetector:
-        return self.eval()
-
-    def train(self, mode: bool = True) -> UltralyticsDetector:
-        super().train(mode)
-        if self.backbone_frozen:
-            self.backbone.eval()
-        return self
