@@ -1,11 +1,15 @@
 """(device) every model builds on the device and takes 3 training steps; prints ms/step."""
-import sys, time
+import sys
+import time
+
 import torch
-import effdet, pycocotools, ultralytics  # noqa: F401  (the extras are importable)
+import ultralytics  # noqa: F401  (the extras are importable)
+
 from active.models.detector import build_model
-from active.models.variants import ModelConfig
 from active.models.torchvision_models import TorchvisionLoss
+from active.models.variants import ModelConfig
 from active.training.loss import LossConfig, YoloCriterion
+
 dev = sys.argv[1]
 print(torch.__version__, torch.cuda.is_available(), flush=True)
 t = torch.tensor([[0, 0, 10, 10, 22, 24], [1, 1, 40, 30, 70, 60]], dtype=torch.float32, device=dev)
@@ -20,7 +24,9 @@ for m in sys.argv[2:]:
         x = torch.rand(8, 3, 544, 704, device=dev)
         out = model(x, t) if getattr(model, "returns_detections", False) else model(x)
         loss, _ = crit(out, t)
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     if dev == "cuda":
         torch.cuda.synchronize()
     print(f"{m}: ok, {1e3 * (time.time() - t0) / 2:.0f} ms/step at batch 8", flush=True)

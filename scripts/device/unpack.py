@@ -1,6 +1,11 @@
 """(device) webp frames -> the SVIA layout with PNG frames; checks every frame's pixel MD5."""
-import hashlib, pathlib, shutil, sys
+import hashlib
+import pathlib
+import shutil
+import sys
+
 import cv2
+
 src, dst = pathlib.Path(".devdata/svia"), pathlib.Path(sys.argv[1])
 shutil.copytree(src / "Subset-A", dst / "Subset-A", dirs_exist_ok=True)
 shutil.copy(src / "README.md", dst / "README.md")
