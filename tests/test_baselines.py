@@ -146,5 +146,5 @@ def test_efficientdet_d2_is_the_published_size() -> None:
 @pytest.mark.parametrize("name", ["yolov8n", "yolo11n"])
 def test_ultralytics_trains_a_step_and_detects(name: str, tmp_path: Path) -> None:
     pytest.importorskip("ultralytics", reason="the Ultralytics baseline is an optional extra "
-                        "(pip install --no-deps ultralytics ultralytics-thop polars)")
+                        "(pip install --no-deps ultralytics ultralytics-thop)")
     _external_step_and_detect(name, tmp_path)

@@ -5,7 +5,7 @@ scored by this project's evaluator on one-class-per-box detections.
 
 Install the extra by hand: ``pip install ultralytics`` (not a dependency: it pulls the
 non-headless OpenCV, which shares the ``cv2`` folder with ``opencv-python-headless``; ``pip
-install --no-deps ultralytics ultralytics-thop polars`` avoids that).
+install --no-deps ultralytics ultralytics-thop`` avoids that).
 
 What is Ultralytics' own: the network, built from its YAML (``yolov8n.yaml`` / ``yolo11n.yaml``)
 for our classes, without any weights, and its loss (task-aligned assignment, BCE + CIoU + DFL,
@@ -45,7 +45,7 @@ def _detection_model_class() -> Any:
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(
             "YOLOv8n/YOLO11n need the optional 'ultralytics' package: "
-            "pip install --no-deps ultralytics ultralytics-thop polars"
+            "pip install --no-deps ultralytics ultralytics-thop"
         ) from e
     finally:
         cv2.setNumThreads(threads)
