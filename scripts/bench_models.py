@@ -166,6 +166,16 @@ def latencies(models: dict[str, Any], runs: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def measure_memory(name: str, cfg: Any, weights: Path, mem_steps: int) -> dict[str, float]:
+    """Peak training and inference memory (MB) of ``name``, each in a fresh subprocess, and the
+    median training step (s) of the training one."""
+    h, w = cfg.model.imgsz
+    mem, s_step = child(["--_train-mem", name, cfg.model.scale, str(h), str(w),
+                         str(cfg.stages[0].batch), "--mem-steps", str(mem_steps)])
+    infer = child(["--_infer-mem", str(weights), "torch"])[0]
+    return {"train_mem_mb": mem, "s_per_step": s_step, "infer_mem_mb": infer}
+
+
 def measure_costs(models: list[str], cfg: Any, out: Path, mem_steps: int, runs: int
                   ) -> dict[str, dict[str, Any]]:
     """Parameters, GFLOPs, training s/step and memory, latency and inference memory per model
@@ -185,14 +195,12 @@ def measure_costs(models: list[str], cfg: Any, out: Path, mem_steps: int, runs: 
         if not weights.is_file():
             (out / "untrained").mkdir(parents=True, exist_ok=True)
             weights = untrained_checkpoint(name, cfg, out / "untrained" / f"{name}.pt")
-        mem, s_step = child(["--_train-mem", name, scale, str(imgsz[0]), str(imgsz[1]),
-                             str(cfg.stages[0].batch), "--mem-steps", str(mem_steps)])
-        row["train_mem_mb"], row["s_per_step"] = mem, s_step
+        row.update(measure_memory(name, cfg, weights, mem_steps))
         print(f"{name}: {row['params_m']:.2f} M, {row['gflops']:.1f} GFLOPs, "
-              f"{s_step:.2f} s/step, +{mem:.0f} MB training", flush=True)
+              f"{row['s_per_step']:.2f} s/step, +{row['train_mem_mb']:.0f} MB training",
+              flush=True)
         pt = Predictor(weights, backend="torch", threads=2)
         calls[f"{name} torch"] = lambda pt=pt: pt(frame)
-        row["infer_mem_mb"] = child(["--_infer-mem", str(weights), "torch"])[0]
         if not getattr(pt.backend, "returns_detections", False):
             ox = Predictor(weights, backend="onnx", threads=2)
             calls[f"{name} onnx"] = lambda ox=ox: ox(frame)
@@ -240,23 +248,11 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     from active.evaluation.crossval import format_table_i, load_experiment_config, run_cv
-    cfg = load_experiment_config(args.config, args.set, args.epochs)
-    if args.no_train:
-        from active.evaluation.crossval import (
-            CVResult,
-            ModelSpec,
-            _fingerprint,
-            _ResultStore,
-            _split_plan,
-        )
 
-        plan = _split_plan(cfg, args.out / "split.json", args.folds, 0)
-        store = _ResultStore(args.out / "results.json", _fingerprint(cfg))
-        result = CVResult(args.out, plan, [ModelSpec(m) for m in args.models],
-                          [r for m in args.models for i in range(args.folds)
-                           if (r := store.get(m, i)) is not None])
-    else:
-        result = run_cv(cfg, args.models, args.folds, args.out, progress=not args.quiet)
+    cfg = load_experiment_config(args.config, args.set, args.epochs)
+    # --no-train: no fold is trained; the table takes the results already in --out
+    result = run_cv(cfg, args.models, args.folds, args.out, progress=not args.quiet,
+                    only_folds=[] if args.no_train else None)
     print(format_table_i(result))
     spe = steps_per_epoch(cfg, args.out / "split.json", args.folds)
     imgsz = tuple(cfg.model.imgsz)
@@ -272,10 +268,9 @@ def main(argv: list[str] | None = None) -> None:
                 weights = args.out / name / "fold0" / "best.pt"
                 if not costs[name]["trained_weights"] or not weights.is_file():
                     weights = untrained_checkpoint(name, cfg, args.out / "untrained" / f"{name}.pt")
-                costs[name]["train_mem_mb"] = child([
-                    "--_train-mem", name, scale, str(imgsz[0]), str(imgsz[1]),
-                    str(cfg.stages[0].batch), "--mem-steps", str(args.mem_steps)])[0]
-                costs[name]["infer_mem_mb"] = child(["--_infer-mem", str(weights), "torch"])[0]
+                mem = measure_memory(name, cfg, weights, args.mem_steps)
+                del mem["s_per_step"]  # keep the step time measured on the quiet machine
+                costs[name].update(mem)
                 print(f"{name}: +{costs[name]['train_mem_mb']:.0f} MB training, "
                       f"+{costs[name]['infer_mem_mb']:.0f} MB inference", flush=True)
             cached["memory_measured"] = time.strftime("%Y-%m-%d %H:%M")

@@ -182,7 +182,7 @@ def test_parallel_processes_share_the_folds(synth_root, tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    from active.evaluation.crossval import _ResultStore
+    from active.evaluation.cvstore import ResultStore
 
     out = tmp_path / "cv"
     fake = FakeRuns(monkeypatch)
@@ -211,7 +211,7 @@ def test_parallel_processes_share_the_folds(synth_root, tmp_path, monkeypatch):
 
     # two stores opened before either wrote: both entries survive
     data = json.loads((out / "results.json").read_text())
-    a, b = (_ResultStore(out / "results.json", data["config"]) for _ in range(2))
+    a, b = (ResultStore(out / "results.json", data["config"]) for _ in range(2))
     first = FoldResult.from_dict({**data["results"][0], "model": "m1"})
     a.add(first)
     b.add(FoldResult.from_dict({**data["results"][0], "model": "m2"}))

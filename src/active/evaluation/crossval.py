@@ -24,16 +24,10 @@ compared every model on the same folds.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import math
-import os
-import socket
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -41,16 +35,14 @@ from active.data.classes import ClassMap
 from active.data.splits import SplitPlan, kfold_split
 from active.errors import DataError
 from active.evaluation import report
+from active.evaluation.cvstore import FoldResult, ResultStore, claim, fingerprint
 from active.training import trainer
 from active.training.config import TrainConfig
 from active.utils.config import ConfigError
-from active.utils.io import write_json, write_text
+from active.utils.io import write_text
 
 BOTH = ("b1", "b2")
 ABLATION_BRANCHES: tuple[tuple[str, ...], ...] = (("b1",), ("b2",), BOTH)
-# Settings that may change between an interrupted run and its rerun without changing results.
-_RUN_ONLY = ("out", "device", "data.split", "data.fold", "data.workers", "data.cache",
-             "model.variant", "model.branches")
 _PAPER_ORDER = ("impurity", "sperm")  # the paper's tables list impurity first
 
 
@@ -73,31 +65,6 @@ class ModelSpec:
         """As the paper writes it: ``ACTIVE-I`` (``ACTIVE-I (b1)``)."""
         name = self.variant.upper()
         return name if self.branches == BOTH else f"{name} ({'+'.join(self.branches)})"
-
-
-@dataclass
-class FoldResult:
-    """Test AP50 of one model on one fold; ``ap50`` is NaN for a class without ground truth in
-    the fold's test videos."""
-
-    model: str
-    fold: int
-    test_videos: list[str]
-    frames: int
-    ap50: dict[str, float]
-    ground_truth: dict[str, int]
-    weights: str
-    epochs: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["ap50"] = {k: None if math.isnan(v) else v for k, v in self.ap50.items()}
-        return data  # null, not NaN: strict JSON readers reject NaN
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FoldResult:
-        ap50 = {k: float("nan") if v is None else float(v) for k, v in data["ap50"].items()}
-        return cls(**{**data, "ap50": ap50})
 
 
 @dataclass(frozen=True)
@@ -207,7 +174,7 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
                 specs.append(spec)
     split_path = out / "split.json"
     plan = _split_plan(cfg, split_path, k, seed)
-    store = _ResultStore(out / "results.json", _fingerprint(cfg))
+    store = ResultStore(out / "results.json", fingerprint(cfg))
     for i in range(k):
         if only_folds is not None and i not in only_folds:
             continue
@@ -216,7 +183,7 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
             if store.get(spec.name, i) is not None:
                 log(f"{spec.name} fold {i}: done, skipped (results in {store.path})")
                 continue
-            with _claim(out / spec.name / f"fold{i}") as mine:
+            with claim(out / spec.name / f"fold{i}") as mine:
                 if not mine:
                     log(f"{spec.name} fold {i}: taken by another process, skipped")
                     continue
@@ -257,47 +224,6 @@ def _split_plan(cfg: TrainConfig, path: Path, k: int, seed: int) -> SplitPlan:
     return plan
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def _claim(run_dir: Path):  # type: ignore[no-untyped-def]
-    """Yield True when this process may train ``run_dir`` (it created ``run_dir/claim``, or took
-    over the claim of a dead process on this host); the claim is removed afterwards."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "claim"
-    me = {"host": socket.gethostname(), "pid": os.getpid()}
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                owner = json.loads(path.read_text(encoding="utf-8"))
-                stale = owner.get("host") == me["host"] and not _alive(int(owner["pid"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                stale = False  # being written right now, or unreadable: leave it
-            if not stale:
-                yield False
-                return
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(me, f)
-        try:
-            yield True
-        finally:
-            path.unlink(missing_ok=True)
-        return
-    yield False
-
-
 def _run_fold(cfg: TrainConfig, spec: ModelSpec, split_path: Path, fold: int, out: Path,
               progress: bool, log: Callable[[str], None]) -> FoldResult:
     """Train (or resume) one model on one fold and evaluate it on the fold's test videos."""
@@ -321,79 +247,6 @@ def _run_fold(cfg: TrainConfig, spec: ModelSpec, split_path: Path, fold: int, ou
                       {c: float(a) for c, a in rep["ap50"].items()},
                       {c: int(per_class[c]["ground_truth"]) for c in rep["ap50"]},
                       str(weights), int(summary.get("epochs", 0)))
-
-
-def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:
-    """The config without the settings that differ per run or may change on a rerun."""
-    data = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as read back from JSON
-    for key in _RUN_ONLY:
-        *parents, last = key.split(".")
-        node = data
-        for p in parents:
-            node = node.get(p, {})
-        node.pop(last, None)
-    return data
-
-
-def _flat(data: Any, key: str = "") -> dict[str, Any]:
-    """``{"a": {"b": [1]}}`` as ``{"a.b[0]": 1}``, to name the settings that differ."""
-    if isinstance(data, dict):
-        items = [(f"{key}.{k}" if key else str(k), v) for k, v in data.items()]
-    elif isinstance(data, list) and data:
-        items = [(f"{key}[{i}]", v) for i, v in enumerate(data)]
-    else:
-        return {key: data}
-    return {k: v for sub, val in items for k, v in _flat(val, sub).items()}
-
-
-class _ResultStore:
-    """``results.json``: finished (model, fold) entries and the config they were made with."""
-
-    def __init__(self, path: Path, config: dict[str, Any]) -> None:
-        self.path, self.config = path, config
-        self.entries: list[FoldResult] = self._read()
-
-    @contextlib.contextmanager
-    def _locked(self):  # type: ignore[no-untyped-def]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def reload(self) -> None:
-        """Take in what other processes have added."""
-        self.entries = self._read()
-
-    def _read(self) -> list[FoldResult]:
-        path, config = self.path, self.config
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                entries = [FoldResult.from_dict(e) for e in data["results"]]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise DataError(path, f"not a cross-validation results file: {exc!r}") from None
-            old, new = _flat(data.get("config", {})), _flat(config)
-            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-            if entries and changed:
-                raise ConfigError(f"{path}: its finished folds were trained with other settings "
-                                  f"({', '.join(changed[:8])}); use another output folder or "
-                                  "remove the old one")
-            return entries
-        return []
-
-    def get(self, model: str, fold: int) -> FoldResult | None:
-        return next((e for e in self.entries if (e.model, e.fold) == (model, fold)), None)
-
-    def add(self, entry: FoldResult) -> None:
-        """Merge ``entry`` into the file under a lock (other processes may add at once)."""
-        with self._locked():
-            entries = [e for e in self._read() if (e.model, e.fold) != (entry.model, entry.fold)]
-            self.entries = [*entries, entry]
-            write_json(self.path, {"version": 1, "config": self.config,
-                                   "results": [e.to_dict() for e in self.entries]})
 
 
 def _pct(ap: float) -> str:
