@@ -64,7 +64,7 @@ class FakeRuns:
     def evaluate(self, weights, data, split=None, part="test", fold=0, **kw):
         self.evals += 1
         videos = json.loads(Path(split).read_text())["folds"][fold][part]
-        ap = 0.1 * (fold + 1)
+        ap = 0.1 * (fold + 1) + (0.05 if kw.get("tta") else 0.0)
         gt = {"ground_truth": 3}
         return {"videos": videos, "frames": 4 * len(videos), "ap50": {"sperm": ap,
                 "impurity": ap / 2}, "operating_point": {"per_class": {"sperm": gt,
@@ -226,3 +226,27 @@ def test_only_some_folds(synth_root, tmp_path, monkeypatch):
     assert [f[2] for f in fake.fits] == [1] and [r.fold for r in result.results] == [1]
     with pytest.raises(ConfigError, match="folds are 0..2"):
         run_cv(_config(synth_root), ["active-i"], folds=3, out=tmp_path / "cv", only_folds=[3])
+
+
+def test_tta_row_evaluates_finished_folds_without_retraining(synth_root, tmp_path, monkeypatch):
+    fake = FakeRuns(monkeypatch)
+    out = tmp_path / "cv"
+    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None)
+    assert len(fake.fits) == 3 and fake.evals == 3
+    assert "flip TTA" not in (out / "table.md").read_text()
+    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
+                    tta=True)
+    assert len(fake.fits) == 3 and fake.evals == 6  # one TTA evaluation per fold, no training
+    assert [r.ap50_tta["sperm"] for r in result.results] == pytest.approx([0.15, 0.25, 0.35])
+    table = (out / "table.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| ACTIVE-I + flip TTA"))
+    assert row.split(" | ")[2] == "25.00 ± 10.00" and "not a paper setting" in table
+    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None, tta=True)
+    assert fake.evals == 6  # nothing left to do
+    # a new fold trained with tta evaluates both ways at once
+    data = json.loads((out / "results.json").read_text())
+    data["results"] = [e for e in data["results"] if e["fold"] != 2]
+    (out / "results.json").write_text(json.dumps(data))
+    again = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
+                   tta=True)
+    assert fake.evals == 8 and again.fold_result("active-i", 2).ap50_tta is not None

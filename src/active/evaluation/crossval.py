@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,8 +100,12 @@ class CVResult:
     def fold_result(self, model: str, fold: int) -> FoldResult | None:
         return next((r for r in self.results if r.model == model and r.fold == fold), None)
 
-    def summary(self, model: str, cls: str) -> ClassSummary:
-        aps = [r.ap50.get(cls, float("nan")) for r in self.results if r.model == model]
+    def has_tta(self, model: str) -> bool:
+        """Whether any fold of ``model`` was also evaluated with flip TTA."""
+        return any(r.ap50_tta is not None for r in self.results if r.model == model)
+
+    def summary(self, model: str, cls: str, tta: bool = False) -> ClassSummary:
+        aps = [_aps(r, tta).get(cls, float("nan")) for r in self.results if r.model == model]
         aps = [a for a in aps if not math.isnan(a)]
         mean = float(np.mean(aps)) if aps else float("nan")
         std = float(np.std(aps, ddof=1)) if len(aps) > 1 else float("nan")
@@ -121,8 +126,8 @@ def load_experiment_config(path: str | Path | None, overrides: Sequence[str] = (
 def run_cv(cfg: TrainConfig, variants: Sequence[str] | None = None, folds: int = 5,
            out: str | Path = "runs/cv", seed: int = 0,
            branches_list: Sequence[Sequence[str]] | None = None, progress: bool = True,
-           log: Callable[[str], None] = print, only_folds: Sequence[int] | None = None
-           ) -> CVResult:
+           log: Callable[[str], None] = print, only_folds: Sequence[int] | None = None,
+           tta: bool = False) -> CVResult:
     """k-fold cross-validation by video of each variant (x each branch setting); writes Table I.
 
     Args:
@@ -138,9 +143,12 @@ def run_cv(cfg: TrainConfig, variants: Sequence[str] | None = None, folds: int =
         log: where the one-line reports of each fold go.
         only_folds: train only these folds (e.g. to spread one experiment over machines); the
             table reports every fold that has results.
+        tta: also evaluate each fold's weights with flip test-time augmentation
+            (:mod:`active.inference.tta`); the table gets a "+ flip TTA" row per model. Folds
+            trained before are evaluated again, not retrained.
     """
     result = _run(cfg, variants, folds, Path(out), seed, branches_list, progress, log,
-                  only_folds)
+                  only_folds, tta)
     write_text(result.out / "table.md", format_table_i(result) + "\n")
     return result
 
@@ -159,7 +167,8 @@ def run_ablation(cfg: TrainConfig, variant: str | None = None, folds: int = 5,
 
 def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, seed: int,
          branches_list: Sequence[Sequence[str]] | None, progress: bool,
-         log: Callable[[str], None], only_folds: Sequence[int] | None = None) -> CVResult:
+         log: Callable[[str], None], only_folds: Sequence[int] | None = None,
+         tta: bool = False) -> CVResult:
     if only_folds is not None and not set(only_folds) <= set(range(k)):
         raise ConfigError(f"--only-fold {sorted(only_folds)}: folds are 0..{k - 1}")
     specs: list[ModelSpec] = []
@@ -180,14 +189,20 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
             continue
         for spec in specs:
             store.reload()
-            if store.get(spec.name, i) is not None:
+            done = store.get(spec.name, i)
+            if done is not None and tta and done.ap50_tta is None:
+                log(f"{spec.name} fold {i}: done; evaluating {done.weights} with flip TTA")
+                store.add(replace(done, ap50_tta=_evaluate(cfg, Path(done.weights), split_path,
+                                                           i, True)["ap50"]))
+                continue
+            if done is not None:
                 log(f"{spec.name} fold {i}: done, skipped (results in {store.path})")
                 continue
             with claim(out / spec.name / f"fold{i}") as mine:
                 if not mine:
                     log(f"{spec.name} fold {i}: taken by another process, skipped")
                     continue
-                res = _run_fold(cfg, spec, split_path, i, out, progress, log)
+                res = _run_fold(cfg, spec, split_path, i, out, progress, log, tta)
                 store.add(res)
             log(f"{spec.name} fold {i}: test {', '.join(res.test_videos)}: AP50 (%) " + ", ".join(
                 f"{c} {_pct(a)}" for c, a in res.ap50.items()))
@@ -224,8 +239,20 @@ def _split_plan(cfg: TrainConfig, path: Path, k: int, seed: int) -> SplitPlan:
     return plan
 
 
+def _evaluate(cfg: TrainConfig, weights: Path, split_path: Path, fold: int, tta: bool
+              ) -> dict[str, Any]:
+    """The report of ``weights`` on the fold's test videos (written beside the weights, in
+    ``test/`` or ``test-tta/``)."""
+    return report.evaluate_checkpoint(
+        weights, cfg.data.path, fmt=cfg.data.format, split=split_path, part="test", fold=fold,
+        out=weights.parent / ("test-tta" if tta else "test"), device=cfg.device,
+        strict=cfg.data.strict,
+        classes=ClassMap.from_file(cfg.data.classes) if cfg.data.classes else None,
+        postprocess=cfg.eval, tta=tta)
+
+
 def _run_fold(cfg: TrainConfig, spec: ModelSpec, split_path: Path, fold: int, out: Path,
-              progress: bool, log: Callable[[str], None]) -> FoldResult:
+              progress: bool, log: Callable[[str], None], tta: bool = False) -> FoldResult:
     """Train (or resume) one model on one fold and evaluate it on the fold's test videos."""
     run_dir = out / spec.name / f"fold{fold}"
     fold_cfg = replace(cfg, out=str(run_dir),
@@ -237,16 +264,17 @@ def _run_fold(cfg: TrainConfig, spec: ModelSpec, split_path: Path, fold: int, ou
     weights = run_dir / "best.pt"
     if not weights.is_file():  # validation AP was never defined (no ground truth in val)
         weights = run_dir / "last.pt"
-    rep = report.evaluate_checkpoint(
-        weights, cfg.data.path, fmt=cfg.data.format, split=split_path, part="test", fold=fold,
-        out=run_dir / "test", device=cfg.device, strict=cfg.data.strict,
-        classes=ClassMap.from_file(cfg.data.classes) if cfg.data.classes else None,
-        postprocess=cfg.eval)
+    rep = _evaluate(cfg, weights, split_path, fold, tta=False)
     per_class = rep["operating_point"]["per_class"]
     return FoldResult(spec.name, fold, list(rep["videos"]), int(rep["frames"]),
                       {c: float(a) for c, a in rep["ap50"].items()},
                       {c: int(per_class[c]["ground_truth"]) for c in rep["ap50"]},
-                      str(weights), int(summary.get("epochs", 0)))
+                      str(weights), int(summary.get("epochs", 0)),
+                      _evaluate(cfg, weights, split_path, fold, tta=True)["ap50"] if tta else None)
+
+
+def _aps(r: FoldResult, tta: bool) -> dict[str, float]:
+    return (r.ap50_tta or {}) if tta else r.ap50
 
 
 def _pct(ap: float) -> str:
@@ -260,9 +288,12 @@ def _mean_cell(s: ClassSummary) -> str:
     return cell + (f" ({s.folds} of {s.total} folds)" if s.folds < s.total else "")
 
 
-def _fold_cell(result: CVResult, model: str, fold: int, classes: Sequence[str]) -> str:
+def _fold_cell(result: CVResult, model: str, fold: int, classes: Sequence[str],
+               tta: bool = False) -> str:
     r = result.fold_result(model, fold)
-    return "-" if r is None else " / ".join(_pct(r.ap50.get(c, float("nan"))) for c in classes)
+    if r is None or (tta and r.ap50_tta is None):
+        return "-"
+    return " / ".join(_pct(_aps(r, tta).get(c, float("nan"))) for c in classes)
 
 
 def _abbrev(name: str) -> str:
@@ -290,10 +321,16 @@ def format_table_i(result: CVResult) -> str:
     folds = range(result.k)
     header = ["Model", *(f"AP_{_abbrev(c)} (%)" for c in classes),
               *(f"fold {i} ({' / '.join(_abbrev(c) for c in classes)})" for i in folds)]
-    rows = [[m.label, *(_mean_cell(result.summary(m.name, c)) for c in classes),
-             *(_fold_cell(result, m.name, i, classes) for i in folds)] for m in result.models]
+    rows = [[m.label + (" + flip TTA" if tta else ""),
+             *(_mean_cell(result.summary(m.name, c, tta)) for c in classes),
+             *(_fold_cell(result, m.name, i, classes, tta) for i in folds)]
+            for m in result.models for tta in (False, True)
+            if not tta or result.has_tta(m.name)]
     title = (f"Table I: AP50 (%) of {result.k}-fold cross-validation by video (split seed "
-             f"{result.split.seed}); mean ± sample standard deviation over the folds.")
+             f"{result.split.seed}); mean ± sample standard deviation over the folds."
+             + (" '+ flip TTA': the same weights evaluated with flip test-time augmentation "
+                "(4 views fused), not a paper setting." if any(
+                    result.has_tta(m.name) for m in result.models) else ""))
     return "\n".join([title, "", *_table(header, rows), *_notes(result)])
 
 

@@ -37,16 +37,22 @@ class FoldResult:
     ground_truth: dict[str, int]
     weights: str
     epochs: int = 0
+    ap50_tta: dict[str, float] | None = None  # the same weights with flip TTA, when asked for
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["ap50"] = {k: None if math.isnan(v) else v for k, v in self.ap50.items()}
-        return data  # null, not NaN: strict JSON readers reject NaN
+        for key in ("ap50", "ap50_tta"):
+            if data[key] is not None:  # null, not NaN: strict JSON readers reject NaN
+                data[key] = {k: None if math.isnan(v) else v for k, v in data[key].items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FoldResult:
-        ap50 = {k: float("nan") if v is None else float(v) for k, v in data["ap50"].items()}
-        return cls(**{**data, "ap50": ap50})
+        def aps(d: dict[str, Any] | None) -> dict[str, float] | None:
+            return None if d is None else {
+                k: float("nan") if v is None else float(v) for k, v in d.items()}
+
+        return cls(**{**data, "ap50": aps(data["ap50"]), "ap50_tta": aps(data.get("ap50_tta"))})
 
 
 def _alive(pid: int) -> bool:

@@ -81,13 +81,14 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
                         iou_threshold: float = 0.45, lenient: bool = False,
                         device: str = "auto", strict: bool = False,
                         imgsz: tuple[int, int] | None = None, classes: Any = None,
-                        postprocess: Any = None) -> dict[str, Any]:
+                        postprocess: Any = None, tta: bool = False) -> dict[str, Any]:
     """Evaluate a checkpoint on a dataset (or one part of a split); returns the report dict
     (and writes ``report.json`` and ``pr_curve.png`` into ``out`` when given).
 
     ``classes`` is the dataset's :class:`~active.data.classes.ClassMap` (default: sperm/impurity
     with SVIA's names); ``postprocess`` a full :class:`PostProcessConfig` for the AP detections
-    (default: the evaluation one, score 0.001, with ``iou_threshold``).
+    (default: the evaluation one, score 0.001, with ``iou_threshold``). ``tta``: flip
+    test-time augmentation (:mod:`active.inference.tta`), recorded in the report.
     """
     from active.data.dataset import load_dataset
     from active.data.splits import SplitPlan, apply_fold
@@ -109,14 +110,14 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
     coder = LossConfig.from_dict(ckpt.get("loss_config") or {}).coder()
     cfg = postprocess or PostProcessConfig.for_evaluation(iou_threshold=iou_threshold)
     size = imgsz or tuple(model.config.imgsz)
-    results = predict_records(model, records, size, coder, cfg, dev)
+    results = predict_records(model, records, size, coder, cfg, dev, tta=tta)
     names = model.class_names
     aps = evaluate_ap(results, names)
     report: dict[str, Any] = {
         "weights": str(weights), "data": str(data), "frames": len(records),
         "videos": sorted({r.video_id for r in records}),
         "split": None if split is None else {"file": str(split), "fold": fold, "part": part},
-        "imgsz": list(size),
+        "imgsz": list(size), "tta": tta,
         "ap50": {n: c.ap for n, c in aps.items()}, "map50": mean_ap(aps),
         "coco": coco_evaluate(results, names),
         "operating_point": operating_point(results, names, score_threshold),
@@ -134,7 +135,8 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
 
 def format_report(r: dict[str, Any]) -> str:
     lines = [f"{r['frames']} frames of {len(r['videos'])} videos at input "
-             f"{r['imgsz'][0]}x{r['imgsz'][1]}",
+             f"{r['imgsz'][0]}x{r['imgsz'][1]}"
+             + (" with flip TTA (4 views fused)" if r.get("tta") else ""),
              f"{'class':<10} {'AP50':>7} {'precision':>10} {'recall':>7}  "
              f"(at score >= {r['operating_point']['score_threshold']})"]
     for name, ap in r["ap50"].items():

@@ -132,6 +132,39 @@ def batched_diou_nms(
     return diou_nms(shifted, scores, iou_threshold, max_keep)
 
 
+def candidates(pred: Tensor, cfg: PostProcessConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Score and threshold the decoded rows ``(N, 5 + nc)`` of one image.
+
+    Returns ``(boxes, scores, classes, rows)``: one class per row (its best; every class above the
+    threshold with ``multi_label``), scores above ``cfg.score_threshold``, at most
+    ``cfg.pre_nms_topk`` of them, and the row of ``pred`` each came from.
+    """
+    obj, cls_prob = pred[:, 4], pred[:, 5:]
+    if cfg.multi_label:
+        rows, classes = ((obj[:, None] * cls_prob) > cfg.score_threshold).nonzero(as_tuple=True)
+        scores = obj[rows] * cls_prob[rows, classes]
+    else:
+        best, classes = cls_prob.max(dim=1)
+        scores = obj * best
+        rows = (scores > cfg.score_threshold).nonzero(as_tuple=True)[0]
+        scores, classes = scores[rows], classes[rows]
+    if scores.numel() > cfg.pre_nms_topk:
+        top = scores.topk(cfg.pre_nms_topk).indices
+        rows, scores, classes = rows[top], scores[top], classes[top]
+    return pred[rows, :4], scores, classes.long(), rows
+
+
+def suppress(boxes: Tensor, scores: Tensor, classes: Tensor, cfg: PostProcessConfig) -> Tensor:
+    """Indices kept by the configured NMS (class-aware unless ``cfg.agnostic``), best first, at
+    most ``cfg.max_det``."""
+    groups = torch.zeros_like(classes) if cfg.agnostic else classes
+    if cfg.nms == "diou":
+        keep = batched_diou_nms(boxes, scores, groups, cfg.iou_threshold, cfg.max_det)
+    else:
+        keep = batched_nms(boxes, scores, groups, cfg.iou_threshold)
+    return keep[: cfg.max_det]
+
+
 def select_detections(decoded: Tensor, cfg: PostProcessConfig) -> list[Detections]:
     """Score, threshold and NMS already-decoded predictions.
 
@@ -144,28 +177,9 @@ def select_detections(decoded: Tensor, cfg: PostProcessConfig) -> list[Detection
     """
     results = []
     for pred in decoded:
-        boxes, obj, cls_prob = pred[:, :4], pred[:, 4], pred[:, 5:]
-        if cfg.multi_label:
-            box_idx, classes = ((obj[:, None] * cls_prob) > cfg.score_threshold).nonzero(
-                as_tuple=True
-            )
-            scores = obj[box_idx] * cls_prob[box_idx, classes]
-        else:
-            best, classes = cls_prob.max(dim=1)
-            scores = obj * best
-            box_idx = (scores > cfg.score_threshold).nonzero(as_tuple=True)[0]
-            scores, classes = scores[box_idx], classes[box_idx]
-        if scores.numel() > cfg.pre_nms_topk:
-            top = scores.topk(cfg.pre_nms_topk).indices
-            box_idx, scores, classes = box_idx[top], scores[top], classes[top]
-        boxes = boxes[box_idx]
-        groups = torch.zeros_like(classes) if cfg.agnostic else classes
-        if cfg.nms == "diou":
-            keep = batched_diou_nms(boxes, scores, groups, cfg.iou_threshold, cfg.max_det)
-        else:
-            keep = batched_nms(boxes, scores, groups, cfg.iou_threshold)
-        keep = keep[: cfg.max_det]
-        results.append(Detections(boxes[keep], scores[keep], classes[keep].long()))
+        boxes, scores, classes, _ = candidates(pred, cfg)
+        keep = suppress(boxes, scores, classes, cfg)
+        results.append(Detections(boxes[keep], scores[keep], classes[keep]))
     return results
 
 

@@ -34,12 +34,22 @@ def preprocess(images: Sequence[np.ndarray], imgsz: tuple[int, int]
 
 @torch.inference_mode()
 def predict_batch(model: torch.nn.Module, images: Sequence[np.ndarray], imgsz: tuple[int, int],
-                  coder: BoxCoder, cfg: PostProcessConfig, device: torch.device | str = "cpu"
-                  ) -> list[Detections]:
-    """Detect on RGB frames; boxes come back as pixel xyxy in each frame's own coordinates."""
+                  coder: BoxCoder, cfg: PostProcessConfig, device: torch.device | str = "cpu",
+                  tta: bool = False) -> list[Detections]:
+    """Detect on RGB frames; boxes come back as pixel xyxy in each frame's own coordinates.
+    ``tta``: flip test-time augmentation (:mod:`active.inference.tta`, four passes)."""
     batch, metas = preprocess(images, imgsz)
-    if getattr(model, "returns_detections", False):  # torchvision baselines
+    external = getattr(model, "returns_detections", False)
+    if tta and external:
+        raise ValueError(f"flip TTA needs a model with raw head outputs; "
+                         f"{type(model).__name__} returns final detections")
+    if external:  # torchvision, effdet, Ultralytics baselines
         dets = model.detect(batch.to(device), cfg)
+    elif tta:
+        from active.inference.tta import tta_detect
+
+        dets = tta_detect(lambda x: model(x.to(device)), batch, model.anchors.cpu(),
+                          model.strides, coder, cfg)
     else:
         raw = model(batch.to(device))
         dets = postprocess(raw, model.anchors, model.strides, coder, cfg)

@@ -112,13 +112,14 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, loader: Iterable,
 @torch.no_grad()
 def predict_records(model: nn.Module, records: Sequence[FrameRecord], imgsz: tuple[int, int],
                     coder: BoxCoder, cfg: PostProcessConfig, device: torch.device,
-                    batch_size: int = 8) -> list[ImageResult]:
-    """Detections and ground truth of every record, in original frame pixels."""
+                    batch_size: int = 8, tta: bool = False) -> list[ImageResult]:
+    """Detections and ground truth of every record, in original frame pixels (``tta``: flip
+    test-time augmentation)."""
     model.eval()
     results = []
     for start in range(0, len(records), batch_size):
         chunk = records[start:start + batch_size]
-        dets = predict_batch(model, [r.image for r in chunk], imgsz, coder, cfg, device)
+        dets = predict_batch(model, [r.image for r in chunk], imgsz, coder, cfg, device, tta)
         for rec, d in zip(chunk, dets, strict=True):
             results.append(ImageResult(rec.boxes, rec.labels, d.boxes.numpy(), d.scores.numpy(),
                                        d.classes.numpy()))

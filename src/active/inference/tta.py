@@ -1,0 +1,110 @@
+"""Flip test-time augmentation (TTA): the network sees each frame as it is and mirrored
+left-right, up-down and both ways; the four sets of boxes are mapped back and fused.
+
+Why fuse rather than pool them into one NMS: pooling keeps, for every object, the single best box
+of the four views, so a false positive that one view scores high survives at that score, and the
+box stays that view's box. Fusing clusters the views' boxes around each NMS survivor, averages
+the cluster's boxes weighted by score and gives the cluster the *mean over the views* of each
+view's best score in it: an object that all four views find keeps its score, a blob that one view
+finds gets a quarter of it. This is the weighted-box-fusion idea (Solovyev et al., 2021) done on
+whole tensors; the ``ensemble_boxes`` package implements it with a Python loop over boxes, which
+at the evaluation threshold (0.001, thousands of candidates per frame) is far too slow.
+
+The network is not exactly mirror-symmetric (strided convolutions sample a mirrored frame at other
+pixels), so its mirrored views are slightly different detectors; that is where the gain comes
+from, and why the views are fused rather than trusted one by one. Measured in docs/training.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchvision.ops import box_iou
+
+from active.inference.postprocess import (
+    Detections,
+    PostProcessConfig,
+    candidates,
+    decode_candidates,
+    suppress,
+)
+from active.models.coder import BoxCoder, decode_outputs
+
+#: The views: tensor dims of a ``(B, 3, H, W)`` batch to mirror (none, left-right, up-down, both).
+FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+#: IoU with an NMS survivor above which another view's box joins its cluster.
+FUSE_IOU = 0.55
+
+
+def flip_batch(batch: np.ndarray | Tensor, dims: tuple[int, ...]) -> np.ndarray | Tensor:
+    """Mirror a ``(B, 3, H, W)`` batch along ``dims`` (a contiguous copy; the input as it is for
+    no dims)."""
+    if not dims:
+        return batch
+    if isinstance(batch, np.ndarray):
+        return np.ascontiguousarray(np.flip(batch, dims))
+    return batch.flip(dims)
+
+
+def unflip_rows(rows: Tensor, dims: tuple[int, ...], height: int, width: int) -> Tensor:
+    """Map decoded rows ``(..., 5 + nc)`` (pixel xyxy first) of a view mirrored along ``dims``
+    back into the unmirrored input of size ``height`` x ``width``."""
+    out = rows.clone()
+    if -1 in dims:
+        out[..., 0], out[..., 2] = width - rows[..., 2], width - rows[..., 0]
+    if -2 in dims:
+        out[..., 1], out[..., 3] = height - rows[..., 3], height - rows[..., 1]
+    return out
+
+
+def fuse_views(views: Sequence[Tensor], cfg: PostProcessConfig,
+               fuse_iou: float = FUSE_IOU) -> Detections:
+    """Fuse the decoded rows ``(N_v, 5 + nc)`` of one image's views (already in the same
+    coordinates) into one :class:`Detections`: NMS on all views' candidates picks the objects,
+    each object's box is the score-weighted mean of the candidates (same class, IoU >
+    ``fuse_iou``) around it, and its score the mean over the views of each view's best score
+    among them."""
+    n = len(views)
+    if n == 0:
+        raise ValueError("fuse_views needs at least one view")
+    pred = torch.cat(list(views))
+    view = torch.cat([torch.full((len(v),), i, dtype=torch.long) for i, v in enumerate(views)])
+    boxes, scores, classes, rows = candidates(pred, cfg)
+    keep = suppress(boxes, scores, classes, cfg)
+    if keep.numel() == 0 or n == 1:
+        return Detections(boxes[keep], scores[keep], classes[keep])
+    member = box_iou(boxes[keep], boxes) > fuse_iou  # (K, M)
+    if not cfg.agnostic:
+        member &= classes[keep][:, None] == classes[None]
+    weights = member * scores[None]  # (K, M); every survivor is its own member
+    fused = (weights @ boxes) / weights.sum(1, keepdim=True)
+    cand_view = view[rows]
+    best = torch.stack([(weights * (cand_view == v)[None]).amax(1) for v in range(n)], 1)
+    fused_scores = best.mean(1)
+    order = fused_scores.argsort(descending=True)
+    return Detections(fused[order], fused_scores[order], classes[keep][order])
+
+
+RawRunner = Callable[[np.ndarray | Tensor], Sequence[Tensor]]
+
+
+def tta_detect(run: RawRunner, batch: np.ndarray | Tensor, anchors: Tensor,
+               strides: Sequence[int], coder: BoxCoder, cfg: PostProcessConfig,
+               flips: Sequence[tuple[int, ...]] = FLIPS) -> list[Detections]:
+    """Flip TTA around a network ``run`` that maps a ``(B, 3, H, W)`` batch to its raw per-level
+    head outputs (a PyTorch module or an inference backend): one :class:`Detections` per image,
+    boxes in the (unmirrored) network input."""
+    height, width = batch.shape[-2:]
+    per_image: list[list[Tensor]] = [[] for _ in range(batch.shape[0])]
+    for dims in flips:
+        raw = [r.float().cpu() for r in run(flip_batch(batch, dims))]
+        if cfg.score_threshold > 0:
+            decoded = decode_candidates(raw, anchors, strides, coder, cfg.score_threshold)
+        else:
+            decoded = list(decode_outputs(raw, anchors, strides, coder))
+        for i, rows in enumerate(decoded):
+            per_image[i].append(unflip_rows(rows, dims, height, width))
+    return [fuse_views(views, cfg) for views in per_image]
