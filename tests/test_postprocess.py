@@ -14,6 +14,7 @@ from active.inference.postprocess import (
     diou_nms,
     pad_detections,
     postprocess,
+    select_detections,
 )
 from active.models.coder import BoxCoder, decode_outputs
 
@@ -244,3 +245,51 @@ def test_candidate_prefilter_equals_the_dense_path(seed: int) -> None:
                 torch.testing.assert_close(a.boxes, b.boxes)
                 torch.testing.assert_close(a.scores, b.scores)
                 assert torch.equal(a.classes, b.classes)
+
+
+def _rows(boxes, scores, cls=None):
+    """Decoded rows [x0, y0, x1, y1, obj, p_sperm, p_impurity], objectness = score."""
+    out = torch.zeros(len(boxes), 7)
+    out[:, :4] = torch.tensor(boxes, dtype=torch.float32)
+    out[:, 4] = torch.tensor(scores)
+    out[torch.arange(len(boxes)), 5 + torch.tensor(cls or [0] * len(boxes))] = 1.0
+    return out[None]
+
+
+def test_merge_moves_a_kept_box_to_the_weighted_mean_of_what_it_suppressed() -> None:
+    rows = _rows([[10, 10, 20, 20], [12, 10, 22, 20], [100, 100, 110, 110]], [0.9, 0.3, 0.5])
+    plain = select_detections(rows, PostProcessConfig(score_threshold=0.1, merge=False))[0]
+    merged = select_detections(rows, PostProcessConfig(score_threshold=0.1))[0]
+    assert plain.scores.tolist() == merged.scores.tolist() == pytest.approx([0.9, 0.5])
+    torch.testing.assert_close(plain.boxes[0], torch.tensor([10.0, 10, 20, 20]))
+    x0 = (0.9 * 10 + 0.3 * 12) / 1.2
+    torch.testing.assert_close(merged.boxes[0], torch.tensor([x0, 10, x0 + 10, 20]))
+    torch.testing.assert_close(merged.boxes[1], torch.tensor([100.0, 100, 110, 110]))
+
+
+def test_merge_gives_each_candidate_to_one_box_and_keeps_classes_apart() -> None:
+    # the middle box overlaps both outer ones; the better outer box suppressed it, so only that
+    # one moves. A box of the other class at the same place is neither merged nor suppressed.
+    rows = _rows([[0, 0, 10, 10], [3, 0, 13, 10], [6, 0, 16, 10], [3, 0, 13, 10]],
+                 [0.9, 0.5, 0.8, 0.7], [0, 0, 0, 1])
+    cfg = PostProcessConfig(score_threshold=0.1, iou_threshold=0.3)
+    det = select_detections(rows, cfg)[0]
+    assert det.classes.tolist() == [0, 0, 1]
+    x0 = 0.5 * 3 / 1.4
+    torch.testing.assert_close(det.boxes[0], torch.tensor([x0, 0, x0 + 10, 10]))
+    torch.testing.assert_close(det.boxes[1], torch.tensor([6.0, 0, 16, 10]))
+    torch.testing.assert_close(det.boxes[2], torch.tensor([3.0, 0, 13, 10]))
+
+
+@pytest.mark.parametrize("nms", ["diou", "iou"])
+def test_merge_changes_boxes_not_counts_or_scores(nms: str) -> None:
+    gen = torch.Generator().manual_seed(1)
+    xy = torch.rand(1, 400, 2, generator=gen) * 150
+    wh = 8 + torch.rand(1, 400, 2, generator=gen) * 12
+    rows = torch.cat([xy, xy + wh, torch.rand(1, 400, 3, generator=gen)], -1)
+    a = select_detections(rows, PostProcessConfig(score_threshold=0.05, nms=nms, merge=False))[0]
+    b = select_detections(rows, PostProcessConfig(score_threshold=0.05, nms=nms))[0]
+    assert len(a) == len(b) > 20
+    assert torch.equal(a.scores, b.scores) and torch.equal(a.classes, b.classes)
+    assert not torch.allclose(a.boxes, b.boxes)
+    assert (b.boxes - a.boxes).abs().max() < 20  # a merged box stays near the one kept

@@ -152,7 +152,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                  part=args.part, fold=args.fold, out=args.out,
                                  score_threshold=args.conf, iou_threshold=args.iou,
                                  lenient=args.lenient, device=args.device, strict=args.strict,
-                                 imgsz=tuple(args.imgsz) if args.imgsz else None, tta=args.tta)
+                                 imgsz=tuple(args.imgsz) if args.imgsz else None, tta=args.tta,
+                                 merge=not args.no_merge)
     print(report["text"])
     return 0
 
@@ -216,7 +217,7 @@ def _predictor(args: argparse.Namespace):
                                              else args.imgsz)
     return Predictor(args.weights, backend=args.backend, device=args.device, imgsz=imgsz,
                      conf=args.conf, iou=args.iou, max_det=args.max_det,
-                     threads=args.threads, tta=args.tta)
+                     threads=args.threads, tta=args.tta, merge=not args.no_merge)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -268,6 +269,8 @@ def _add_predict_args(p: argparse.ArgumentParser, weights_default: str = "defaul
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation: 4 passes "
                    "per frame, boxes fused (about 4x slower, more accurate when crowded)")
+    p.add_argument("--no-merge", action="store_true", help="plain DIoU-NMS as in the paper "
+                   "(default: each kept box is merged with the boxes it suppressed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -398,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "lenient matching (IoU>=0.4 with centres within 3 px), for comparison only")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation (4 views "
                    "fused; see docs/inference.md)")
+    p.add_argument("--no-merge", action="store_true", help="plain DIoU-NMS as in the paper "
+                   "(default: each kept box is merged with the boxes it suppressed)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     p.add_argument("--strict", action="store_true", help="strict dataset loading")
     p.set_defaults(func=cmd_eval)

@@ -81,13 +81,14 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
                         iou_threshold: float = 0.45, lenient: bool = False,
                         device: str = "auto", strict: bool = False,
                         imgsz: tuple[int, int] | None = None, classes: Any = None,
-                        postprocess: Any = None, tta: bool = False) -> dict[str, Any]:
+                        postprocess: Any = None, tta: bool = False, merge: bool = True
+                        ) -> dict[str, Any]:
     """Evaluate a checkpoint on a dataset (or one part of a split); returns the report dict
     (and writes ``report.json`` and ``pr_curve.png`` into ``out`` when given).
 
     ``classes`` is the dataset's :class:`~active.data.classes.ClassMap` (default: sperm/impurity
     with SVIA's names); ``postprocess`` a full :class:`PostProcessConfig` for the AP detections
-    (default: the evaluation one, score 0.001, with ``iou_threshold``). ``tta``: flip
+    (default: the evaluation one, score 0.001, with ``iou_threshold`` and ``merge``). ``tta``: flip
     test-time augmentation (:mod:`active.inference.tta`), recorded in the report.
     """
     from active.data.dataset import load_dataset
@@ -108,7 +109,8 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
     if split is not None:
         records = apply_fold(records, SplitPlan.load(split).folds[fold], Path(split))[part]
     coder = LossConfig.from_dict(ckpt.get("loss_config") or {}).coder()
-    cfg = postprocess or PostProcessConfig.for_evaluation(iou_threshold=iou_threshold)
+    cfg = postprocess or PostProcessConfig.for_evaluation(iou_threshold=iou_threshold,
+                                                          merge=merge)
     size = imgsz or tuple(model.config.imgsz)
     results = predict_records(model, records, size, coder, cfg, dev, tta=tta)
     names = model.class_names
@@ -117,7 +119,7 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
         "weights": str(weights), "data": str(data), "frames": len(records),
         "videos": sorted({r.video_id for r in records}),
         "split": None if split is None else {"file": str(split), "fold": fold, "part": part},
-        "imgsz": list(size), "tta": tta,
+        "imgsz": list(size), "tta": tta, "merge": cfg.merge,
         "ap50": {n: c.ap for n, c in aps.items()}, "map50": mean_ap(aps),
         "coco": coco_evaluate(results, names),
         "operating_point": operating_point(results, names, score_threshold),
@@ -136,7 +138,8 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
 def format_report(r: dict[str, Any]) -> str:
     lines = [f"{r['frames']} frames of {len(r['videos'])} videos at input "
              f"{r['imgsz'][0]}x{r['imgsz'][1]}"
-             + (" with flip TTA (4 views fused)" if r.get("tta") else ""),
+             + (" with flip TTA (4 views fused)" if r.get("tta") else "")
+             + ("" if r.get("merge", True) else ", plain NMS (no merging)"),
              f"{'class':<10} {'AP50':>7} {'precision':>10} {'recall':>7}  "
              f"(at score >= {r['operating_point']['score_threshold']})"]
     for name, ap in r["ap50"].items():

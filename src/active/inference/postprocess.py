@@ -15,7 +15,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, box_convert, distance_box_iou
+from torchvision.ops import batched_nms, box_convert, box_iou, distance_box_iou
 
 from active.models.coder import BoxCoder, decode_outputs
 
@@ -30,7 +30,9 @@ class PostProcessConfig:
     """Thresholds of the post-processing.
 
     Defaults are for showing detections to a user; AP evaluation needs the low score threshold of
-    :meth:`for_evaluation` so that the precision-recall curve reaches high recall.
+    :meth:`for_evaluation` so that the precision-recall curve reaches high recall. ``merge``
+    (default on, not in the paper) moves each box the NMS keeps to the score-weighted mean of
+    the boxes it suppressed (:func:`merge_suppressed`); ``merge=False`` is the paper's DIoU-NMS.
     """
 
     score_threshold: float = 0.25
@@ -40,6 +42,7 @@ class PostProcessConfig:
     nms: NmsMode = "diou"
     multi_label: bool = False
     agnostic: bool = False
+    merge: bool = True  # weighted NMS: a kept box becomes the mean of the boxes it suppressed
 
     def __post_init__(self) -> None:
         if self.nms not in ("diou", "iou"):
@@ -165,6 +168,39 @@ def suppress(boxes: Tensor, scores: Tensor, classes: Tensor, cfg: PostProcessCon
     return keep[: cfg.max_det]
 
 
+def merge_suppressed(boxes: Tensor, scores: Tensor, classes: Tensor, keep: Tensor,
+                     cfg: PostProcessConfig, views: Tensor | None = None, n_views: int = 1
+                     ) -> tuple[Tensor, Tensor]:
+    """Weighted NMS: the box of each NMS survivor ``keep`` (best first) becomes the
+    score-weighted mean of the candidates it suppresses, itself included.
+
+    A candidate belongs to the first survivor whose overlap with it exceeds the NMS threshold
+    (DIoU or IoU as ``cfg.nms``; same class unless ``cfg.agnostic``): the one that suppressed it
+    in greedy NMS, so clusters never share a candidate. With ``views`` (the view index of each
+    candidate, for test-time augmentation) the score of a cluster is the mean over the
+    ``n_views`` views of each view's best score in it (0 for a view that has none); without,
+    it stays the survivor's score.
+
+    Returns ``(boxes (K, 4), scores (K,))`` in the order of ``keep``.
+    """
+    if keep.numel() == 0:
+        return boxes[keep], scores[keep]
+    kept = boxes[keep]
+    overlap = (distance_box_iou if cfg.nms == "diou" else box_iou)(kept, boxes)
+    hit = overlap > cfg.iou_threshold  # (K, M)
+    hit[torch.arange(len(keep), device=keep.device), keep] = True
+    if not cfg.agnostic:
+        hit &= classes[keep][:, None] == classes[None]
+    owned = hit.any(0).nonzero(as_tuple=True)[0]
+    weights = torch.zeros(hit.shape, dtype=scores.dtype, device=scores.device)
+    weights[hit.int().argmax(0)[owned], owned] = scores[owned]  # first survivor that hits
+    merged = (weights @ boxes) / weights.sum(1, keepdim=True)
+    if views is None:
+        return merged, scores[keep]
+    best = torch.stack([(weights * (views == v)[None]).amax(1) for v in range(n_views)], 1)
+    return merged, best.mean(1)
+
+
 def select_detections(decoded: Tensor, cfg: PostProcessConfig) -> list[Detections]:
     """Score, threshold and NMS already-decoded predictions.
 
@@ -175,12 +211,18 @@ def select_detections(decoded: Tensor, cfg: PostProcessConfig) -> list[Detection
     Returns:
         One :class:`Detections` per image, at most ``cfg.max_det`` each.
     """
-    results = []
-    for pred in decoded:
-        boxes, scores, classes, _ = candidates(pred, cfg)
-        keep = suppress(boxes, scores, classes, cfg)
-        results.append(Detections(boxes[keep], scores[keep], classes[keep]))
-    return results
+    return [finish_detections(*candidates(pred, cfg)[:3], cfg) for pred in decoded]
+
+
+def finish_detections(boxes: Tensor, scores: Tensor, classes: Tensor, cfg: PostProcessConfig
+                      ) -> Detections:
+    """Thresholded candidates of one image -> NMS, ``cfg.max_det``, and weighted merging when
+    ``cfg.merge``. Models that decode on their own (effdet, Ultralytics) end here too."""
+    keep = suppress(boxes, scores, classes.long(), cfg)
+    if cfg.merge:
+        merged, kept_scores = merge_suppressed(boxes, scores, classes.long(), keep, cfg)
+        return Detections(merged, kept_scores, classes[keep].long())
+    return Detections(boxes[keep], scores[keep], classes[keep].long())
 
 
 def postprocess(

@@ -109,6 +109,8 @@ class Predictor:
         imgsz: network input (height, width), or one int for a square; default: the size the
             model was trained at. Frames are letterboxed into it (aspect ratio kept).
         conf: score threshold; iou: DIoU-NMS threshold; max_det: detections kept per frame.
+        merge: move each kept box to the score-weighted mean of the boxes its NMS suppressed
+            (default; ``False``: the paper's plain DIoU-NMS). Counts do not change, boxes do.
         threads: CPU threads (PyTorch intra-op or ONNX Runtime); default: every core.
         tta: flip test-time augmentation (:mod:`active.inference.tta`): four passes per frame
             (as it is, mirrored left-right, up-down, both), boxes fused; about 4x slower, more
@@ -119,14 +121,14 @@ class Predictor:
                  device: str = "auto", imgsz: int | Sequence[int] | None = None,
                  conf: float = 0.25, iou: float = 0.45, max_det: int = 300,
                  nms: Literal["diou", "iou"] = "diou", threads: int | None = None,
-                 tta: bool = False) -> None:
+                 tta: bool = False, merge: bool = True) -> None:
         if backend not in ("auto", "torch", "onnx"):
             raise UsageError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
         self.weights = resolve_weights(weights)
         if self.weights.suffix == ".onnx" and backend == "torch":
             raise UsageError(f"{self.weights}: an ONNX file runs with backend 'onnx' (or 'auto')")
         self.postprocess_config = PostProcessConfig(score_threshold=conf, iou_threshold=iou,
-                                                    max_det=max_det, nms=nms)
+                                                    max_det=max_det, nms=nms, merge=merge)
         if threads:
             torch.set_num_threads(threads)
         size = None if imgsz is None else (

@@ -3,10 +3,10 @@ left-right, up-down and both ways; the four sets of boxes are mapped back and fu
 
 Why fuse rather than pool them into one NMS: pooling keeps, for every object, the single best box
 of the four views, so a false positive that one view scores high survives at that score, and the
-box stays that view's box. Fusing clusters the views' boxes around each NMS survivor, averages
-the cluster's boxes weighted by score and gives the cluster the *mean over the views* of each
-view's best score in it: an object that all four views find keeps its score, a blob that one view
-finds gets a quarter of it. This is the weighted-box-fusion idea (Solovyev et al., 2021) done on
+box stays that view's box. Fusing gives each NMS survivor the candidates it suppressed, averages
+their boxes weighted by score and gives the cluster the *mean over the views* of each view's best
+score in it: an object that all four views find keeps its score, a blob that one view finds gets
+a quarter of it. This is the weighted-box-fusion idea (Solovyev et al., 2021) done on
 whole tensors; the ``ensemble_boxes`` package implements it with a Python loop over boxes, which
 at the evaluation threshold (0.001, thousands of candidates per frame) is far too slow.
 
@@ -18,25 +18,24 @@ from, and why the views are fused rather than trusted one by one. Measured in do
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.ops import box_iou
 
 from active.inference.postprocess import (
     Detections,
     PostProcessConfig,
     candidates,
     decode_candidates,
+    merge_suppressed,
     suppress,
 )
 from active.models.coder import BoxCoder, decode_outputs
 
 #: The views: tensor dims of a ``(B, 3, H, W)`` batch to mirror (none, left-right, up-down, both).
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
-#: IoU with an NMS survivor above which another view's box joins its cluster.
-FUSE_IOU = 0.55
 
 
 def flip_batch(batch: np.ndarray | Tensor, dims: tuple[int, ...]) -> np.ndarray | Tensor:
@@ -60,30 +59,27 @@ def unflip_rows(rows: Tensor, dims: tuple[int, ...], height: int, width: int) ->
     return out
 
 
-def fuse_views(views: Sequence[Tensor], cfg: PostProcessConfig,
-               fuse_iou: float = FUSE_IOU) -> Detections:
+def fuse_views(views: Sequence[Tensor], cfg: PostProcessConfig) -> Detections:
     """Fuse the decoded rows ``(N_v, 5 + nc)`` of one image's views (already in the same
-    coordinates) into one :class:`Detections`: NMS on all views' candidates picks the objects,
-    each object's box is the score-weighted mean of the candidates (same class, IoU >
-    ``fuse_iou``) around it, and its score the mean over the views of each view's best score
-    among them."""
+    coordinates) into one :class:`Detections`.
+
+    NMS on all views' candidates (``cfg.pre_nms_topk`` per view) picks the objects; every
+    candidate joins the cluster of the survivor that suppressed it
+    (:func:`~active.inference.postprocess.merge_suppressed`), so a box the NMS kept apart from an
+    object never borrows that object's score. A cluster's box is the score-weighted mean of its
+    candidates, its score the mean over the views of each view's best score in it, so the
+    result is ranked by agreement between the views. ``cfg.merge`` does not matter here: fusing
+    is merging.
+    """
     n = len(views)
     if n == 0:
         raise ValueError("fuse_views needs at least one view")
     pred = torch.cat(list(views))
     view = torch.cat([torch.full((len(v),), i, dtype=torch.long) for i, v in enumerate(views)])
+    cfg = replace(cfg, pre_nms_topk=cfg.pre_nms_topk * n)
     boxes, scores, classes, rows = candidates(pred, cfg)
     keep = suppress(boxes, scores, classes, cfg)
-    if keep.numel() == 0 or n == 1:
-        return Detections(boxes[keep], scores[keep], classes[keep])
-    member = box_iou(boxes[keep], boxes) > fuse_iou  # (K, M)
-    if not cfg.agnostic:
-        member &= classes[keep][:, None] == classes[None]
-    weights = member * scores[None]  # (K, M); every survivor is its own member
-    fused = (weights @ boxes) / weights.sum(1, keepdim=True)
-    cand_view = view[rows]
-    best = torch.stack([(weights * (cand_view == v)[None]).amax(1) for v in range(n)], 1)
-    fused_scores = best.mean(1)
+    fused, fused_scores = merge_suppressed(boxes, scores, classes, keep, cfg, view[rows], n)
     order = fused_scores.argsort(descending=True)
     return Detections(fused[order], fused_scores[order], classes[keep][order])
 

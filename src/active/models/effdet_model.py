@@ -23,13 +23,14 @@ Adaptations, which are ours:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from active.inference.postprocess import Detections, PostProcessConfig
+from active.inference.postprocess import Detections, PostProcessConfig, finish_detections
 from active.models.external import ExternalDetector
 
 EFFDET_MODELS = ("efficientdet-d2",)
@@ -102,8 +103,9 @@ class EfficientDetDetector(ExternalDetector):
         """Detections in input pixels: best class per anchor, top ``max_detection_points``,
         score threshold, per-class NMS at ``cfg.iou_threshold``, at most ``cfg.max_det``."""
         from effdet.anchors import decode_box_outputs
-        from torchvision.ops import batched_nms, clip_boxes_to_image
+        from torchvision.ops import clip_boxes_to_image
 
+        plain_iou = replace(cfg, nms="iou")  # their own recipes use plain-IoU NMS
         was_training = self.training
         self.eval()
         class_out, box_out = self.net(self._pad(x))
@@ -123,6 +125,5 @@ class EfficientDetDetector(ExternalDetector):
                                        output_xyxy=True)
             boxes = clip_boxes_to_image(boxes, tuple(x.shape[-2:]))
             labels = cls[i, idx]
-            kept = batched_nms(boxes, scores, labels, cfg.iou_threshold)[: cfg.max_det]
-            out.append(Detections(boxes[kept], scores[kept], labels[kept].long()))
+            out.append(finish_detections(boxes, scores, labels, plain_iou))
         return out

@@ -22,13 +22,14 @@ so no font is fetched; importing Ultralytics sets OpenCV's thread count to 0, wh
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from active.inference.postprocess import Detections, PostProcessConfig
+from active.inference.postprocess import Detections, PostProcessConfig, finish_detections
 from active.models.external import ExternalDetector
 
 ULTRALYTICS_MODELS = {"yolov8n": "yolov8n.yaml", "yolo11n": "yolo11n.yaml"}
@@ -93,8 +94,9 @@ class UltralyticsDetector(ExternalDetector):
     @torch.no_grad()
     def detect(self, x: Tensor, cfg: PostProcessConfig) -> list[Detections]:
         """Detections in input pixels: best class per box, score threshold, per-class NMS."""
-        from torchvision.ops import batched_nms, box_convert, clip_boxes_to_image
+        from torchvision.ops import box_convert, clip_boxes_to_image
 
+        plain_iou = replace(cfg, nms="iou")  # their own recipes use plain-IoU NMS
         was_training = self.training
         self.eval()
         y = self.net(x)
@@ -107,6 +109,5 @@ class UltralyticsDetector(ExternalDetector):
             boxes = clip_boxes_to_image(box_convert(p[:4, keep].T, "cxcywh", "xyxy"),
                                         tuple(x.shape[-2:]))
             scores, cls = scores[keep], cls[keep]
-            kept = batched_nms(boxes, scores, cls, cfg.iou_threshold)[: cfg.max_det]
-            out.append(Detections(boxes[kept], scores[kept], cls[kept].long()))
+            out.append(finish_detections(boxes, scores, cls, plain_iou))
         return out
