@@ -250,3 +250,23 @@ def test_tta_row_evaluates_finished_folds_without_retraining(synth_root, tmp_pat
     again = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
                    tta=True)
     assert fake.evals == 8 and again.fold_result("active-i", 2).ap50_tta is not None
+
+
+def test_changed_evaluation_settings_reevaluate_without_retraining(synth_root, tmp_path,
+                                                                   monkeypatch):
+    fake = FakeRuns(monkeypatch)
+    out = tmp_path / "cv"
+    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None)
+    assert len(fake.fits) == 3 and fake.evals == 3
+    cfg = _config(synth_root)
+    cfg = replace(cfg, eval=replace(cfg.eval, merge=False))
+    lines: list[str] = []
+    result = run_cv(cfg, ["active-i"], folds=3, out=out, log=lines.append)
+    assert len(fake.fits) == 3 and fake.evals == 6  # evaluated again, not trained again
+    assert all(r.eval["merge"] is False for r in result.results)
+    assert sum("evaluation settings changed" in line for line in lines) == 3
+    run_cv(cfg, ["active-i"], folds=3, out=out, log=lambda s: None)
+    assert fake.evals == 6
+    # a training setting still may not change under finished folds
+    with pytest.raises(ConfigError, match="other settings"):
+        run_cv(replace(cfg, seed=5), ["active-i"], folds=3, out=out, log=lambda s: None)

@@ -24,9 +24,10 @@ compared every model on the same folds.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,12 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
         for spec in specs:
             store.reload()
             done = store.get(spec.name, i)
+            if done is not None and done.eval != _eval_settings(cfg):
+                log(f"{spec.name} fold {i}: done; evaluation settings changed, evaluating "
+                    f"{done.weights} again")
+                store.add(_evaluated(cfg, done.weights, split_path, i, spec.name, done.epochs,
+                                     tta or done.ap50_tta is not None))
+                continue
             if done is not None and tta and done.ap50_tta is None:
                 log(f"{spec.name} fold {i}: done; evaluating {done.weights} with flip TTA")
                 store.add(replace(done, ap50_tta=_evaluate(cfg, Path(done.weights), split_path,
@@ -264,13 +271,25 @@ def _run_fold(cfg: TrainConfig, spec: ModelSpec, split_path: Path, fold: int, ou
     weights = run_dir / "best.pt"
     if not weights.is_file():  # validation AP was never defined (no ground truth in val)
         weights = run_dir / "last.pt"
-    rep = _evaluate(cfg, weights, split_path, fold, tta=False)
+    return _evaluated(cfg, str(weights), split_path, fold, spec.name,
+                      int(summary.get("epochs", 0)), tta)
+
+
+def _eval_settings(cfg: TrainConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(cfg.eval)))  # tuples as lists, as read back
+
+
+def _evaluated(cfg: TrainConfig, weights: str, split_path: Path, fold: int, model: str,
+               epochs: int, tta: bool) -> FoldResult:
+    """The fold's results entry: ``weights`` evaluated on its test videos (and with flip TTA)."""
+    rep = _evaluate(cfg, Path(weights), split_path, fold, tta=False)
     per_class = rep["operating_point"]["per_class"]
-    return FoldResult(spec.name, fold, list(rep["videos"]), int(rep["frames"]),
+    return FoldResult(model, fold, list(rep["videos"]), int(rep["frames"]),
                       {c: float(a) for c, a in rep["ap50"].items()},
                       {c: int(per_class[c]["ground_truth"]) for c in rep["ap50"]},
-                      str(weights), int(summary.get("epochs", 0)),
-                      _evaluate(cfg, weights, split_path, fold, tta=True)["ap50"] if tta else None)
+                      weights, epochs,
+                      _evaluate(cfg, Path(weights), split_path, fold, tta=True)["ap50"]
+                      if tta else None, _eval_settings(cfg))
 
 
 def _aps(r: FoldResult, tta: bool) -> dict[str, float]:

@@ -22,7 +22,9 @@ from active.utils.io import write_json
 
 # Settings that may change between an interrupted run and its rerun without changing results.
 RUN_ONLY = ("out", "device", "data.split", "data.fold", "data.workers", "data.cache",
-             "model.variant", "model.branches")
+             "model.variant", "model.branches", "eval")
+# "eval" (the post-processing of the AP) is kept per entry instead (FoldResult.eval): a changed
+# evaluation setting re-evaluates finished folds, it does not make them stale.
 
 @dataclass
 class FoldResult:
@@ -38,6 +40,7 @@ class FoldResult:
     weights: str
     epochs: int = 0
     ap50_tta: dict[str, float] | None = None  # the same weights with flip TTA, when asked for
+    eval: dict[str, Any] | None = None  # the post-processing the APs were made with
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -96,9 +99,9 @@ def claim(run_dir: Path):  # type: ignore[no-untyped-def]
     yield False
 
 
-def fingerprint(cfg: TrainConfig) -> dict[str, Any]:
+def fingerprint(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     """The config without the settings that differ per run or may change on a rerun."""
-    data = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as read back from JSON
+    data = json.loads(json.dumps(cfg if isinstance(cfg, dict) else cfg.to_dict()))
     for key in RUN_ONLY:
         *parents, last = key.split(".")
         node = data
@@ -148,7 +151,7 @@ class ResultStore:
                 entries = [FoldResult.from_dict(e) for e in data["results"]]
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise DataError(path, f"not a cross-validation results file: {exc!r}") from None
-            old, new = _flat(data.get("config", {})), _flat(config)
+            old, new = _flat(fingerprint(data.get("config", {}))), _flat(config)
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             if entries and changed:
                 raise ConfigError(f"{path}: its finished folds were trained with other settings "
