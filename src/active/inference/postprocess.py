@@ -195,6 +195,8 @@ def merge_suppressed(boxes: Tensor, scores: Tensor, classes: Tensor, keep: Tenso
     weights = torch.zeros(hit.shape, dtype=scores.dtype, device=scores.device)
     weights[hit.int().argmax(0)[owned], owned] = scores[owned]  # first survivor that hits
     merged = (weights @ boxes) / weights.sum(1, keepdim=True)
+    # a mean stays within its inputs; keep rounding from pushing a clipped box past the image
+    merged = torch.minimum(torch.maximum(merged, boxes.amin(0)), boxes.amax(0))
     if views is None:
         return merged, scores[keep]
     best = torch.stack([(weights * (views == v)[None]).amax(1) for v in range(n_views)], 1)
