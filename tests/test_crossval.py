@@ -261,8 +261,9 @@ def test_changed_evaluation_settings_reevaluate_without_retraining(synth_root, t
     cfg = _config(synth_root)
     cfg = replace(cfg, eval=replace(cfg.eval, merge=False))
     lines: list[str] = []
-    result = run_cv(cfg, ["active-i"], folds=3, out=out, log=lines.append)
-    assert len(fake.fits) == 3 and fake.evals == 6  # evaluated again, not trained again
+    result = run_cv(cfg, ["active-i"], folds=3, out=out, log=lines.append, only_folds=[])
+    assert len(fake.fits) == 3 and fake.evals == 6  # evaluated again (even with no fold to
+    # train: bench_models --no-train), not trained again
     assert all(r.eval["merge"] is False for r in result.results)
     assert sum("evaluation settings changed" in line for line in lines) == 3
     run_cv(cfg, ["active-i"], folds=3, out=out, log=lambda s: None)

@@ -143,7 +143,8 @@ def run_cv(cfg: TrainConfig, variants: Sequence[str] | None = None, folds: int =
         progress: progress bars while training.
         log: where the one-line reports of each fold go.
         only_folds: train only these folds (e.g. to spread one experiment over machines); the
-            table reports every fold that has results.
+            table reports every fold that has results, and finished folds of the other folds are
+            still evaluated again when the evaluation settings changed (or for ``tta``).
         tta: also evaluate each fold's weights with flip test-time augmentation
             (:mod:`active.inference.tta`); the table gets a "+ flip TTA" row per model. Folds
             trained before are evaluated again, not retrained.
@@ -186,11 +187,11 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
     plan = _split_plan(cfg, split_path, k, seed)
     store = ResultStore(out / "results.json", fingerprint(cfg))
     for i in range(k):
-        if only_folds is not None and i not in only_folds:
-            continue
         for spec in specs:
             store.reload()
             done = store.get(spec.name, i)
+            if done is None and only_folds is not None and i not in only_folds:
+                continue  # only_folds limits training; finished folds are still re-evaluated
             if done is not None and done.eval != _eval_settings(cfg):
                 log(f"{spec.name} fold {i}: done; evaluation settings changed, evaluating "
                     f"{done.weights} again")
