@@ -271,3 +271,27 @@ def test_changed_evaluation_settings_reevaluate_without_retraining(synth_root, t
     # a training setting still may not change under finished folds
     with pytest.raises(ConfigError, match="other settings"):
         run_cv(replace(cfg, seed=5), ["active-i"], folds=3, out=out, log=lambda s: None)
+
+
+def test_old_results_and_missing_weights(synth_root, tmp_path, monkeypatch):
+    """Entries written before merging existed count as plain NMS; an entry whose weights are
+    gone keeps its results (with a message) instead of failing the whole experiment."""
+    fake = FakeRuns(monkeypatch)
+    out = tmp_path / "cv"
+    cfg = _config(synth_root)
+    run_cv(cfg, ["active-i"], folds=3, out=out, log=lambda s: None)
+    data = json.loads((out / "results.json").read_text())
+    data["config"]["eval"] = {k: v for k, v in data["results"][0]["eval"].items()
+                              if k != "merge"}  # as an old file wrote it
+    for e in data["results"]:
+        del e["eval"]
+    data["results"][2]["weights"] = str(tmp_path / "gone.pt")
+    (out / "results.json").write_text(json.dumps(data))
+    plain = replace(cfg, eval=replace(cfg.eval, merge=False))
+    run_cv(plain, ["active-i"], folds=3, out=out, log=lambda s: None)
+    assert fake.evals == 3  # nothing to do: the old entries are plain NMS
+    lines: list[str] = []
+    result = run_cv(cfg, ["active-i"], folds=3, out=out, log=lines.append)
+    assert fake.evals == 5 and len(result.results) == 3
+    assert any("gone.pt are not here" in line and "merge: False -> True" in line
+               for line in lines)

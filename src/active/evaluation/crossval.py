@@ -192,13 +192,19 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
             done = store.get(spec.name, i)
             if done is None and only_folds is not None and i not in only_folds:
                 continue  # only_folds limits training; finished folds are still re-evaluated
+            if done is not None and done.eval != _eval_settings(cfg) and not Path(
+                    done.weights).is_file():
+                log(f"{spec.name} fold {i}: done, but its weights {done.weights} are not here: "
+                    "its results stay as evaluated with other settings "
+                    f"({_settings_diff(done.eval, _eval_settings(cfg))})")
+                continue
             if done is not None and done.eval != _eval_settings(cfg):
                 log(f"{spec.name} fold {i}: done; evaluation settings changed, evaluating "
                     f"{done.weights} again")
                 store.add(_evaluated(cfg, done.weights, split_path, i, spec.name, done.epochs,
                                      tta or done.ap50_tta is not None))
                 continue
-            if done is not None and tta and done.ap50_tta is None:
+            if done is not None and tta and done.ap50_tta is None and Path(done.weights).is_file():
                 log(f"{spec.name} fold {i}: done; evaluating {done.weights} with flip TTA")
                 store.add(replace(done, ap50_tta=_evaluate(cfg, Path(done.weights), split_path,
                                                            i, True)["ap50"]))
@@ -274,6 +280,11 @@ def _run_fold(cfg: TrainConfig, spec: ModelSpec, split_path: Path, fold: int, ou
         weights = run_dir / "last.pt"
     return _evaluated(cfg, str(weights), split_path, fold, spec.name,
                       int(summary.get("epochs", 0)), tta)
+
+
+def _settings_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    old = old or {}
+    return ", ".join(f"{k}: {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v)
 
 
 def _eval_settings(cfg: TrainConfig) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,10 @@ class ResultStore:
                 entries = [FoldResult.from_dict(e) for e in data["results"]]
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise DataError(path, f"not a cross-validation results file: {exc!r}") from None
+            legacy = data.get("config", {}).get("eval")
+            if isinstance(legacy, dict):  # written before entries kept their own settings,
+                legacy = {"merge": False, **legacy}  # and before merging existed
+                entries = [e if e.eval is not None else replace(e, eval=legacy) for e in entries]
             old, new = _flat(fingerprint(data.get("config", {}))), _flat(config)
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             if entries and changed:
