@@ -81,6 +81,11 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         where = f"{prefix}." if prefix else ""
         raise ConfigError(f"unknown config key '{where}{unknown[0]}' (known: "
                           f"{', '.join(sorted(names))})")
+    defaults = {f.name: f.default_factory() for f in dataclasses.fields(cls)
+                if f.default_factory is not dataclasses.MISSING}
+    data = {k: {**to_dict(defaults[k]), **v}  # a partial section keeps the field's own default
+            if isinstance(v, dict) and dataclasses.is_dataclass(defaults.get(k)) else v
+            for k, v in data.items()}  # (e.g. eval's score 0.001, not the class default 0.25)
     kwargs = {k: _convert(hints[k], v, f"{prefix}.{k}" if prefix else k) for k, v in
               data.items()}
     try:
