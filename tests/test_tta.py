@@ -156,3 +156,23 @@ def test_tta_detect_calls_the_network_once_per_view() -> None:
     dets = tta_detect(run, batch, torch.tensor([[[8.0, 8.0]]]), (8,), BoxCoder(), CFG)
     assert len(calls) == 4 and len(dets) == 1 and len(dets[0]) == 0
     np.testing.assert_array_equal(calls[3], batch[:, :, ::-1, ::-1])
+
+
+def test_cli_detect_takes_tta_and_no_merge(tiny_ckpt: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from active.cli import main
+    from active.data.video import write_video
+
+    rng = np.random.default_rng(2)
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, [(rng.random((96, 128, 3)) * 255).astype(np.uint8) for _ in range(3)],
+                fps=10.0)
+    for flags, tta, merge in (([], False, True), (["--tta", "--no-merge"], True, False)):
+        out = tmp_path / f"run{len(flags)}"
+        assert main(["detect", str(clip), "--weights", str(tiny_ckpt), "--backend", "torch",
+                     "--out", str(out), "--quiet", *flags]) == 0
+        saved = json.loads((out / "summary.json").read_text())
+        assert (saved["tta"], saved["merge"]) == (tta, merge)
+    capsys.readouterr()

@@ -321,6 +321,8 @@ def detect(predictor: Predictor, source: str | Path, opts: DetectOptions | None 
                "imgsz": list(predictor.imgsz),
                "score_threshold": predictor.postprocess_config.score_threshold,
                "iou_threshold": predictor.postprocess_config.iou_threshold,
+               "merge": predictor.postprocess_config.merge,
+               "tta": getattr(predictor, "tta", False),
                "threads": opts.threads, "batch": opts.batch},
     )
     buf = io.StringIO()
