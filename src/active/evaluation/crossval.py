@@ -186,31 +186,15 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
     split_path = out / "split.json"
     plan = _split_plan(cfg, split_path, k, seed)
     store = ResultStore(out / "results.json", fingerprint(cfg))
+    settings = _eval_settings(cfg)
     for i in range(k):
         for spec in specs:
             store.reload()
             done = store.get(spec.name, i)
             if done is None and only_folds is not None and i not in only_folds:
                 continue  # only_folds limits training; finished folds are still re-evaluated
-            if done is not None and done.eval != _eval_settings(cfg) and not Path(
-                    done.weights).is_file():
-                log(f"{spec.name} fold {i}: done, but its weights {done.weights} are not here: "
-                    "its results stay as evaluated with other settings "
-                    f"({_settings_diff(done.eval, _eval_settings(cfg))})")
-                continue
-            if done is not None and done.eval != _eval_settings(cfg):
-                log(f"{spec.name} fold {i}: done; evaluation settings changed, evaluating "
-                    f"{done.weights} again")
-                store.add(_evaluated(cfg, done.weights, split_path, i, spec.name, done.epochs,
-                                     tta or done.ap50_tta is not None))
-                continue
-            if done is not None and tta and done.ap50_tta is None and Path(done.weights).is_file():
-                log(f"{spec.name} fold {i}: done; evaluating {done.weights} with flip TTA")
-                store.add(replace(done, ap50_tta=_evaluate(cfg, Path(done.weights), split_path,
-                                                           i, True)["ap50"]))
-                continue
             if done is not None:
-                log(f"{spec.name} fold {i}: done, skipped (results in {store.path})")
+                _revisit(done, cfg, settings, split_path, store, tta, log)
                 continue
             with claim(out / spec.name / f"fold{i}") as mine:
                 if not mine:
@@ -251,6 +235,27 @@ def _split_plan(cfg: TrainConfig, path: Path, k: int, seed: int) -> SplitPlan:
     plan = kfold_split(videos, k, seed, val=True)
     plan.save(path)
     return plan
+
+
+def _revisit(done: FoldResult, cfg: TrainConfig, settings: dict[str, Any], split_path: Path,
+             store: ResultStore, tta: bool, log: Callable[[str], None]) -> None:
+    """A finished fold: evaluate its weights again if the evaluation settings changed (or for a
+    TTA row it lacks); never train it again."""
+    name = f"{done.model} fold {done.fold}"
+    here = Path(done.weights).is_file()
+    if done.eval != settings and not here:
+        log(f"{name}: done, but its weights {done.weights} are not here: its results stay as "
+            f"evaluated with other settings ({_settings_diff(done.eval, settings)})")
+    elif done.eval != settings:
+        log(f"{name}: done; evaluation settings changed, evaluating {done.weights} again")
+        store.add(_evaluated(cfg, done.weights, split_path, done.fold, done.model, done.epochs,
+                             tta or done.ap50_tta is not None))
+    elif tta and done.ap50_tta is None and here:
+        log(f"{name}: done; evaluating {done.weights} with flip TTA")
+        store.add(replace(done, ap50_tta=_evaluate(cfg, Path(done.weights), split_path,
+                                                   done.fold, True)["ap50"]))
+    else:
+        log(f"{name}: done, skipped (results in {store.path})")
 
 
 def _evaluate(cfg: TrainConfig, weights: Path, split_path: Path, fold: int, tta: bool

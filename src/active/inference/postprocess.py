@@ -220,11 +220,12 @@ def finish_detections(boxes: Tensor, scores: Tensor, classes: Tensor, cfg: PostP
                       ) -> Detections:
     """Thresholded candidates of one image -> NMS, ``cfg.max_det``, and weighted merging when
     ``cfg.merge``. Models that decode on their own (effdet, Ultralytics) end here too."""
-    keep = suppress(boxes, scores, classes.long(), cfg)
+    classes = classes.long()
+    keep = suppress(boxes, scores, classes, cfg)
     if cfg.merge:
-        merged, kept_scores = merge_suppressed(boxes, scores, classes.long(), keep, cfg)
-        return Detections(merged, kept_scores, classes[keep].long())
-    return Detections(boxes[keep], scores[keep], classes[keep].long())
+        merged, kept_scores = merge_suppressed(boxes, scores, classes, keep, cfg)
+        return Detections(merged, kept_scores, classes[keep])
+    return Detections(boxes[keep], scores[keep], classes[keep])
 
 
 def postprocess(
