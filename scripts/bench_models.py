@@ -19,7 +19,10 @@ process unless said otherwise:
   the imports (the peak is reset through ``/proc/self/clear_refs``) while it builds the model
   and takes those steps (weights, activations, gradients, Adam state, allocator slack);
 - latency at batch 1 with PyTorch and with ONNX Runtime where the model exports, measured round
-  robin (``--runs`` each) so that machine noise hits every model alike;
+  robin (``--runs`` each) so that machine noise hits every model alike, on the model's trained
+  weights of the first fold that has a ``best.pt`` here (the number of boxes that reach NMS
+  depends on them), else on untrained weights; ``--remeasure-latency`` measures it again, e.g.
+  once trained weights have arrived;
 - peak inference memory: the same for loading the model and 5 predictions (PyTorch backend).
 """
 
@@ -176,39 +179,66 @@ def measure_memory(name: str, cfg: Any, weights: Path, mem_steps: int) -> dict[s
     return {"train_mem_mb": mem, "s_per_step": s_step, "infer_mem_mb": infer}
 
 
-def measure_costs(models: list[str], cfg: Any, out: Path, mem_steps: int, runs: int
-                  ) -> dict[str, dict[str, Any]]:
-    """Parameters, GFLOPs, training s/step and memory, latency and inference memory per model
-    (on ``out/<model>/fold0/best.pt`` where it exists, else on untrained weights)."""
+def trained_weights(result: Any, out: Path, name: str) -> tuple[Path, int] | None:
+    """The weights of the first fold of ``name`` that are on this machine: the path its
+    results entry names, else ``out/<name>/fold<i>/best.pt``."""
+    for fold in range(result.k):
+        entry = result.fold_result(name, fold)
+        for path in ([Path(entry.weights)] if entry else []) + [
+                out / name / f"fold{fold}" / "best.pt"]:
+            if path.is_file():
+                return path, fold
+    return None
+
+
+def latency_weights(result: Any, out: Path, name: str, cfg: Any) -> tuple[Path, int | None]:
+    """Trained weights where some fold has them here, else a freshly initialised checkpoint."""
+    found = trained_weights(result, out, name)
+    if found:
+        return found
+    (out / "untrained").mkdir(parents=True, exist_ok=True)
+    return untrained_checkpoint(name, cfg, out / "untrained" / f"{name}.pt"), None
+
+
+def measure_latency(weights: dict[str, Path], runs: int) -> dict[str, tuple[float, float]]:
+    """(ms torch, ms ONNX Runtime or NaN) per model at batch 1, one 698x528 frame, 2 threads,
+    round robin over every model and backend."""
     from active.inference.predictor import Predictor
+
+    frame = (np.random.default_rng(0).random((528, 698, 3)) * 255).astype(np.uint8)
+    calls: dict[str, Any] = {}
+    for name, path in weights.items():
+        pt = Predictor(path, backend="torch", threads=2)
+        calls[f"{name} torch"] = lambda pt=pt: pt(frame)
+        if not getattr(pt.backend, "returns_detections", False):
+            ox = Predictor(path, backend="onnx", threads=2)
+            calls[f"{name} onnx"] = lambda ox=ox: ox(frame)
+    lat = latencies(calls, runs)
+    return {name: (lat.get(f"{name} torch", float("nan")), lat.get(f"{name} onnx", float("nan")))
+            for name in weights}
+
+
+def measure_costs(models: list[str], cfg: Any, out: Path, mem_steps: int, runs: int,
+                  result: Any) -> dict[str, dict[str, Any]]:
+    """Parameters, GFLOPs, training s/step and memory, latency and inference memory per model
+    (latency and inference memory on trained weights where a fold under ``out`` has them)."""
     from active.models.info import model_info
 
     imgsz, scale = tuple(cfg.model.imgsz), cfg.model.scale
     rows: dict[str, dict[str, Any]] = {}
-    calls: dict[str, Any] = {}
-    frame = (np.random.default_rng(0).random((528, 698, 3)) * 255).astype(np.uint8)
+    weights: dict[str, Path] = {}
     for name in models:
         info = model_info(name, scale, imgsz, runs=0)
         row: dict[str, Any] = {"params_m": info["params"] / 1e6, "gflops": info["gflops"]}
-        weights = out / name / "fold0" / "best.pt"
-        row["trained_weights"] = weights.is_file()
-        if not weights.is_file():
-            (out / "untrained").mkdir(parents=True, exist_ok=True)
-            weights = untrained_checkpoint(name, cfg, out / "untrained" / f"{name}.pt")
-        row.update(measure_memory(name, cfg, weights, mem_steps))
+        weights[name], row["weights_fold"] = latency_weights(result, out, name, cfg)
+        row["trained_weights"] = row["weights_fold"] is not None
+        row.update(measure_memory(name, cfg, weights[name], mem_steps))
         print(f"{name}: {row['params_m']:.2f} M, {row['gflops']:.1f} GFLOPs, "
               f"{row['s_per_step']:.2f} s/step, +{row['train_mem_mb']:.0f} MB training",
               flush=True)
-        pt = Predictor(weights, backend="torch", threads=2)
-        calls[f"{name} torch"] = lambda pt=pt: pt(frame)
-        if not getattr(pt.backend, "returns_detections", False):
-            ox = Predictor(weights, backend="onnx", threads=2)
-            calls[f"{name} onnx"] = lambda ox=ox: ox(frame)
         rows[name] = row
-    lat = latencies(calls, runs)
-    for name, row in rows.items():
-        row["ms_torch"] = lat.get(f"{name} torch", float("nan"))
-        row["ms_onnx"] = lat.get(f"{name} onnx", float("nan"))
+    for name, (ms_torch, ms_onnx) in measure_latency(weights, runs).items():
+        rows[name].update(ms_torch=ms_torch, ms_onnx=ms_onnx)
     return rows
 
 
@@ -234,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
                     "holds every model at the same scale, input size and batch")
     ap.add_argument("--remeasure-memory", action="store_true",
                     help="measure the two memory columns again, keep the cached times")
+    ap.add_argument("--remeasure-latency", action="store_true",
+                    help="measure the latency columns again (on the trained weights now in "
+                    "--out where there are some), keep the other cached costs")
     ap.add_argument("--trained-on", default=None,
                     help="where the accuracy runs were trained (for the table's heading)")
     ap.add_argument("--_train-mem", nargs=5, default=None, help=argparse.SUPPRESS)
@@ -248,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     from active.evaluation.crossval import format_table_i, load_experiment_config, run_cv
+    from active.utils.io import write_text
 
     cfg = load_experiment_config(args.config, args.set, args.epochs)
     # --no-train: no fold is trained; the table takes the results already in --out
@@ -265,20 +299,31 @@ def main(argv: list[str] | None = None) -> None:
         print(f"costs: reused from {costs_file} (measured {cached['measured']})")
         if args.remeasure_memory:
             for name in args.models:
-                weights = args.out / name / "fold0" / "best.pt"
-                if not costs[name]["trained_weights"] or not weights.is_file():
-                    weights = untrained_checkpoint(name, cfg, args.out / "untrained" / f"{name}.pt")
+                weights, _ = latency_weights(result, args.out, name, cfg)
                 mem = measure_memory(name, cfg, weights, args.mem_steps)
                 del mem["s_per_step"]  # keep the step time measured on the quiet machine
                 costs[name].update(mem)
                 print(f"{name}: +{costs[name]['train_mem_mb']:.0f} MB training, "
                       f"+{costs[name]['infer_mem_mb']:.0f} MB inference", flush=True)
             cached["memory_measured"] = time.strftime("%Y-%m-%d %H:%M")
-            costs_file.write_text(json.dumps(cached, indent=2))
+        if args.remeasure_latency:
+            found = {name: latency_weights(result, args.out, name, cfg)
+                     for name in args.models}
+            lat = measure_latency({n: w for n, (w, _) in found.items()}, args.runs)
+            for name, (ms_torch, ms_onnx) in lat.items():
+                fold = found[name][1]
+                costs[name].update(ms_torch=ms_torch, ms_onnx=ms_onnx, weights_fold=fold,
+                                   trained_weights=fold is not None)
+                print(f"{name}: {ms_torch:.1f} ms torch, {ms_onnx:.1f} ms ONNX Runtime ("
+                      + ("untrained" if fold is None else f"fold {fold}") + " weights)",
+                      flush=True)
+            cached["latency_measured"] = time.strftime("%Y-%m-%d %H:%M")
+        if args.remeasure_memory or args.remeasure_latency:
+            write_text(costs_file, json.dumps(cached, indent=2))
     else:
-        costs = measure_costs(args.models, cfg, args.out, args.mem_steps, args.runs)
+        costs = measure_costs(args.models, cfg, args.out, args.mem_steps, args.runs, result)
         cached = {"key": key, "measured": time.strftime("%Y-%m-%d %H:%M"), "models": costs}
-        costs_file.write_text(json.dumps(cached, indent=2))
+        write_text(costs_file, json.dumps(cached, indent=2))
     rows: dict[str, dict[str, Any]] = {}
     for name in args.models:
         row = dict(costs[name])
@@ -296,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
         row["folds"] = result.summary(name, "sperm").folds
         first = result.fold_result(name, 0)
         row["ap50_sperm_fold0"] = first.ap50.get("sperm", float("nan")) if first else float("nan")
+        row["delta_sperm"], row["delta_folds"] = result.paired_difference(
+            name, args.models[0], "sperm")
         rows[name] = row
 
     def f(v: float, d: int = 1) -> str:
@@ -309,21 +356,30 @@ def main(argv: list[str] | None = None) -> None:
             f"Accuracy: test AP50 (%), mean over the folds, trained on "
             f"{args.trained_on or 'this machine'}; s/epoch here: median training step here x "
             f"{spe:.1f} steps per epoch (mean over the folds); logged s/epoch: from the training "
-            f"runs' log.csv. Latency and memory on "
-            + ("trained (fold 0)" if all(r["trained_weights"] for r in rows.values())
-               else "untrained" if not any(r["trained_weights"] for r in rows.values())
-               else "trained (fold 0) or untrained") + " weights.\n")
-    lines = [head, "| model | AP50 sperm, fold 0 | AP50 sperm, mean (folds) | AP50 impurity, "
-             "mean | params (M) | GFLOPs | s/epoch here | logged s/epoch | train peak +RSS (MB) "
-             "| ms torch | ms ONNX RT | infer peak +RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            f"runs' log.csv; difference to {args.models[0]}: mean over the folds both "
+            f"finished. Latency on "
+            + ", ".join(f"{n}: " + (f"fold {r['weights_fold']}" if r.get("weights_fold") is not None
+                                    else "trained" if r["trained_weights"] else "untrained")
+                        for n, r in rows.items())
+            + " weights" + (f" (latency measured {cached['latency_measured']})"
+                            if cached.get("latency_measured") else "") + ".\n")
+    ref = args.models[0]
+    lines = [head, f"| model | AP50 sperm, fold 0 | AP50 sperm, mean (folds) | vs {ref}, same "
+             "folds (folds) | AP50 impurity, mean | params (M) | GFLOPs | s/epoch here | logged "
+             "s/epoch | train peak +RSS (MB) | ms torch | ms ONNX RT | infer peak +RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
+        delta = ("-" if name == ref else "n/a" if not r["delta_folds"] else
+                 f"{100 * r['delta_sperm']:+.1f} ({','.join(map(str, r['delta_folds']))})")
         lines.append(f"| {name} | {f(100 * r['ap50_sperm_fold0'])} | "
-                     f"{f(100 * r['ap50_sperm'])} ({r['folds']}) | {f(100 * r['ap50_impurity'])} | "
+                     f"{f(100 * r['ap50_sperm'])} ({r['folds']}) | {delta} | "
+                     f"{f(100 * r['ap50_impurity'])} | "
                      f"{f(r['params_m'], 2)} | {f(r['gflops'], 2)} | {f(r['s_per_epoch'])} | "
                      f"{f(r['logged_s_per_epoch'])} | "
                      f"{f(r['train_mem_mb'], 0)} | {f(r['ms_torch'])} | {f(r['ms_onnx'])} | "
                      f"{f(r.get('infer_mem_mb', float('nan')), 0)} |")
+    lines += ["", "Per fold (the held-out video of each fold: `split.json`):", "",
+              format_table_i(result)]
     table = "\n".join(lines)
     print(table)
     (args.out / "comparison.json").write_text(json.dumps(rows, indent=2))
@@ -346,8 +402,6 @@ def main(argv: list[str] | None = None) -> None:
     fig.tight_layout()
     fig.savefig(args.out / "ap_vs_latency.png", dpi=120)
     if args.doc:
-        from active.utils.io import write_text
-
         img = args.doc.parent / "img" / "comparison_ap_vs_latency.png"
         img.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(img, dpi=120)

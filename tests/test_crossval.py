@@ -295,3 +295,28 @@ def test_old_results_and_missing_weights(synth_root, tmp_path, monkeypatch):
     assert fake.evals == 5 and len(result.results) == 3
     assert any("gone.pt are not here" in line and "merge: False -> True" in line
                for line in lines)
+
+
+def test_paired_difference_uses_only_the_shared_folds():
+    """A model with two hard folds of four must not look worse than one with all four: the
+    difference is taken on the folds both finished (and both have ground truth for)."""
+    nan = float("nan")
+
+    def fold(model, i, s, imp=nan):
+        return FoldResult(model, i, [f"v{i}"], 4, {"sperm": s, "impurity": imp},
+                          {"sperm": 5, "impurity": 1}, "w.pt")
+
+    results = [fold("ref", 0, 0.95, 0.5), fold("ref", 1, 0.98), fold("ref", 2, 0.83),
+               fold("ref", 3, 0.92), fold("b", 2, 0.86), fold("b", 3, 0.90, 0.7),
+               fold("c", 0, 0.97)]
+    result = CVResult(Path("."), kfold_split(["v0", "v1", "v2", "v3"], 4),
+                      [ModelSpec("ref"), ModelSpec("b"), ModelSpec("c")], results)
+    diff, folds = result.paired_difference("b", "ref", "sperm")
+    assert folds == [2, 3] and diff == pytest.approx(((0.86 - 0.83) + (0.90 - 0.92)) / 2)
+    assert result.summary("b", "sperm").mean < result.summary("ref", "sperm").mean
+    assert diff > 0  # ahead on the folds they share
+    assert result.paired_difference("c", "ref", "sperm") == (pytest.approx(0.02), [0])
+    d, f = result.paired_difference("b", "ref", "impurity")  # ref has none on fold 3
+    assert math.isnan(d) and f == []
+    d, f = result.paired_difference("c", "b", "sperm")
+    assert math.isnan(d) and f == []
