@@ -179,23 +179,16 @@ def measure_memory(name: str, cfg: Any, weights: Path, mem_steps: int) -> dict[s
     return {"train_mem_mb": mem, "s_per_step": s_step, "infer_mem_mb": infer}
 
 
-def trained_weights(result: Any, out: Path, name: str) -> tuple[Path, int] | None:
-    """The weights of the first fold of ``name`` that are on this machine: the path its
-    results entry names, else ``out/<name>/fold<i>/best.pt``."""
+def latency_weights(result: Any, out: Path, name: str, cfg: Any) -> tuple[Path, int | None]:
+    """The weights of the first fold of ``name`` that are on this machine (the path its results
+    entry names, else ``out/<name>/fold<i>/best.pt``) and that fold; else a freshly initialised
+    checkpoint and None."""
     for fold in range(result.k):
         entry = result.fold_result(name, fold)
         for path in ([Path(entry.weights)] if entry else []) + [
                 out / name / f"fold{fold}" / "best.pt"]:
             if path.is_file():
                 return path, fold
-    return None
-
-
-def latency_weights(result: Any, out: Path, name: str, cfg: Any) -> tuple[Path, int | None]:
-    """Trained weights where some fold has them here, else a freshly initialised checkpoint."""
-    found = trained_weights(result, out, name)
-    if found:
-        return found
     (out / "untrained").mkdir(parents=True, exist_ok=True)
     return untrained_checkpoint(name, cfg, out / "untrained" / f"{name}.pt"), None
 

@@ -81,11 +81,12 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         where = f"{prefix}." if prefix else ""
         raise ConfigError(f"unknown config key '{where}{unknown[0]}' (known: "
                           f"{', '.join(sorted(names))})")
-    defaults = {f.name: f.default_factory() for f in dataclasses.fields(cls)
-                if f.default_factory is not dataclasses.MISSING}
-    data = {k: {**to_dict(defaults[k]), **v}  # a partial section keeps the field's own default
-            if isinstance(v, dict) and dataclasses.is_dataclass(defaults.get(k)) else v
-            for k, v in data.items()}  # (e.g. eval's score 0.001, not the class default 0.25)
+    factories = {f.name: f.default_factory for f in dataclasses.fields(cls)
+                 if f.default_factory is not dataclasses.MISSING}
+    for k, v in data.items():  # a partial section keeps the field's own default (e.g. eval's
+        default = factories[k]() if isinstance(v, dict) and k in factories else None
+        if dataclasses.is_dataclass(default):  # score 0.001, not the class default 0.25)
+            data = {**data, k: {**to_dict(default), **v}}
     kwargs = {k: _convert(hints[k], v, f"{prefix}.{k}" if prefix else k) for k, v in
               data.items()}
     try:
