@@ -260,6 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--remeasure-latency", action="store_true",
                     help="measure the latency columns again (on the trained weights now in "
                     "--out where there are some), keep the other cached costs")
+    ap.add_argument("--tta", action="store_true",
+                    help="also evaluate every fold's weights with flip TTA (models that give "
+                    "candidates before NMS); adds a column of the TTA difference to the first "
+                    "model")
     ap.add_argument("--trained-on", default=None,
                     help="where the accuracy runs were trained (for the table's heading)")
     ap.add_argument("--_train-mem", nargs=5, default=None, help=argparse.SUPPRESS)
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_experiment_config(args.config, args.set, args.epochs)
     # --no-train: no fold is trained; the table takes the results already in --out
     result = run_cv(cfg, args.models, args.folds, args.out, progress=not args.quiet,
-                    only_folds=[] if args.no_train else None)
+                    only_folds=[] if args.no_train else None, tta=args.tta)
     print(format_table_i(result))
     spe = steps_per_epoch(cfg, args.out / "split.json", args.folds)
     imgsz = tuple(cfg.model.imgsz)
@@ -336,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
         row["ap50_sperm_fold0"] = first.ap50.get("sperm", float("nan")) if first else float("nan")
         row["delta_sperm"], row["delta_folds"] = result.paired_difference(
             name, args.models[0], "sperm")
+        row["delta_sperm_tta"], row["delta_folds_tta"] = result.paired_difference(
+            name, args.models[0], "sperm", tta=True)
         rows[name] = row
 
     def f(v: float, d: int = 1) -> str:
@@ -357,15 +363,26 @@ def main(argv: list[str] | None = None) -> None:
             + " weights" + (f" (latency measured {cached['latency_measured']})"
                             if cached.get("latency_measured") else "") + ".\n")
     ref = args.models[0]
-    lines = [head, f"| model | AP50 sperm, fold 0 | AP50 sperm, mean (folds) | vs {ref}, same "
-             "folds (folds) | AP50 impurity, mean | params (M) | GFLOPs | s/epoch here | logged "
-             "s/epoch | train peak +RSS (MB) | ms torch | ms ONNX RT | infer peak +RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    with_tta = any(result.has_tta(name) for name in args.models)
+
+    def delta(name: str, r: dict[str, Any], suffix: str = "") -> str:
+        folds = r["delta_folds" + suffix]
+        return ("-" if name == ref else "n/a" if not folds else
+                f"{100 * r['delta_sperm' + suffix]:+.1f} ({','.join(map(str, folds))})")
+
+    tta_head = f" with flip TTA: vs {ref}, same folds (folds) |" if with_tta else ""
+    lines = [head + ("Flip TTA: the same weights, four mirrored views fused "
+                     "(`active.inference.tta`), not a paper setting.\n" if with_tta else ""),
+             f"| model | AP50 sperm, fold 0 | AP50 sperm, mean (folds) | vs {ref}, same "
+             f"folds (folds) |{tta_head} AP50 impurity, mean | params (M) | GFLOPs | s/epoch "
+             "here | logged s/epoch | train peak +RSS (MB) | ms torch | ms ONNX RT | infer peak "
+             "+RSS (MB) |",
+             "|---|---|---|---|" + ("---|" if with_tta else "") + "---|---|---|---|---|---|---|"
+             "---|---|"]
     for name, r in rows.items():
-        delta = ("-" if name == ref else "n/a" if not r["delta_folds"] else
-                 f"{100 * r['delta_sperm']:+.1f} ({','.join(map(str, r['delta_folds']))})")
+        tta_cell = f" {delta(name, r, '_tta')} |" if with_tta else ""
         lines.append(f"| {name} | {f(100 * r['ap50_sperm_fold0'])} | "
-                     f"{f(100 * r['ap50_sperm'])} ({r['folds']}) | {delta} | "
+                     f"{f(100 * r['ap50_sperm'])} ({r['folds']}) | {delta(name, r)} |{tta_cell} "
                      f"{f(100 * r['ap50_impurity'])} | "
                      f"{f(r['params_m'], 2)} | {f(r['gflops'], 2)} | {f(r['s_per_epoch'])} | "
                      f"{f(r['logged_s_per_epoch'])} | "

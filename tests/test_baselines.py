@@ -148,3 +148,45 @@ def test_ultralytics_trains_a_step_and_detects(name: str, tmp_path: Path) -> Non
     pytest.importorskip("ultralytics", reason="the Ultralytics baseline is an optional extra "
                         "(pip install --no-deps ultralytics ultralytics-thop)")
     _external_step_and_detect(name, tmp_path)
+
+
+def test_ultralytics_flip_tta(tmp_path: Path) -> None:
+    """Flip TTA works on YOLOv8n through its candidates before NMS: the rows are what the fusion
+    expects, the network sees the four mirrored views, and the Predictor and the evaluation path
+    give the same fused boxes. (Mirror consistency of the fusion itself: tests/test_tta.py.)"""
+    pytest.importorskip("ultralytics", reason="the Ultralytics baseline is an optional extra "
+                        "(pip install --no-deps ultralytics ultralytics-thop)")
+    from active.inference.postprocess import PostProcessConfig
+    from active.inference.predict import predict_batch
+    from active.inference.tta import tta_candidates
+    from active.models.coder import BoxCoder
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(variant="yolov8n", imgsz=(64, 96))).eval()
+    head = model.net.model[-1]  # untrained, every box is the whole frame and every score ~1e-4:
+    with torch.no_grad():       # spread the box sides, let the class scores follow the features
+        for branch in head.cv2:
+            branch[-1].bias.normal_(0.0, 2.0)
+        for branch in head.cv3:
+            branch[-1].bias.zero_()
+    x = torch.rand(1, 3, 64, 96)
+    rows = model.candidate_rows(x)
+    assert len(rows) == 1 and rows[0].shape == (8 * 12 + 4 * 6 + 2 * 3, 7)
+    assert (rows[0][:, 4] == 1).all() and (rows[0][:, [2, 3]] <= rows[0].new_tensor([96, 64])).all()
+    seen = []
+
+    def run(batch):
+        seen.append(batch.clone())
+        return model.candidate_rows(batch)
+
+    fused = tta_candidates(run, x, PostProcessConfig(score_threshold=0.001, nms="iou"))[0]
+    assert len(seen) == 4 and len(fused) > 0
+    torch.testing.assert_close(seen[3], x.flip(-2, -1))
+    save_checkpoint(tmp_path / "v8.pt", model)
+    img = (np.random.default_rng(1).random((60, 90, 3)) * 255).astype(np.uint8)
+    r = Predictor(tmp_path / "v8.pt", conf=0.001, tta=True)(img)
+    assert "tta=True" in repr(Predictor(tmp_path / "v8.pt", tta=True)) and len(r) > 0
+    d = predict_batch(load_model(tmp_path / "v8.pt")[0], [img], (64, 96), BoxCoder(),
+                      PostProcessConfig(score_threshold=0.001), tta=True)[0]
+    assert len(d) == len(r)
+    assert np.abs(r.xyxy[:, None] - d.boxes.numpy()[None]).max(-1).min(1).max() < 1e-3

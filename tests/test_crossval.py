@@ -320,3 +320,21 @@ def test_paired_difference_uses_only_the_shared_folds():
     assert math.isnan(d) and f == []
     d, f = result.paired_difference("c", "b", "sperm")
     assert math.isnan(d) and f == []
+
+
+def test_paired_difference_of_the_tta_evaluations():
+    """With ``tta`` the difference is taken on the flip-TTA APs, over the folds where both models
+    have one."""
+    nan = float("nan")
+
+    def fold(model, i, s, tta=None):
+        return FoldResult(model, i, [f"v{i}"], 4, {"sperm": s, "impurity": nan},
+                          {"sperm": 5, "impurity": 0}, "w.pt",
+                          ap50_tta=None if tta is None else {"sperm": tta, "impurity": nan})
+
+    results = [fold("ref", 0, 0.95, 0.97), fold("ref", 2, 0.83, 0.875), fold("b", 0, 0.95),
+               fold("b", 2, 0.876, 0.877)]
+    result = CVResult(Path("."), kfold_split(["v0", "v1", "v2", "v3"], 4),
+                      [ModelSpec("ref"), ModelSpec("b")], results)
+    assert result.paired_difference("b", "ref", "sperm") == (pytest.approx(0.023), [0, 2])
+    assert result.paired_difference("b", "ref", "sperm", tta=True) == (pytest.approx(0.002), [2])

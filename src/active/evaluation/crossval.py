@@ -112,17 +112,18 @@ class CVResult:
         std = float(np.std(aps, ddof=1)) if len(aps) > 1 else float("nan")
         return ClassSummary(mean, std, len(aps), self.k)
 
-    def paired_difference(self, model: str, reference: str, cls: str) -> tuple[float, list[int]]:
+    def paired_difference(self, model: str, reference: str, cls: str, tta: bool = False
+                          ) -> tuple[float, list[int]]:
         """Mean AP50 of ``model`` minus ``reference`` over the folds where both have a value
-        for ``cls`` (NaN and no folds when they share none). Means over different sets of folds
-        are not comparable when the held-out videos differ as much as the shared sample's; this
-        is."""
+        for ``cls`` (NaN and no folds when they share none); ``tta``: of the flip-TTA
+        evaluations. Means over different sets of folds are not comparable when the held-out
+        videos differ as much as the shared sample's; this is."""
         diffs, folds = [], []
         for i in range(self.k):
             a, b = self.fold_result(model, i), self.fold_result(reference, i)
             if a is None or b is None:
                 continue
-            x, y = a.ap50.get(cls, float("nan")), b.ap50.get(cls, float("nan"))
+            x, y = _aps(a, tta).get(cls, float("nan")), _aps(b, tta).get(cls, float("nan"))
             if not (math.isnan(x) or math.isnan(y)):
                 diffs.append(x - y)
                 folds.append(i)

@@ -97,6 +97,23 @@ class TorchBackend:
         x = torch.from_numpy(batch).to(self.device)
         return [o.float() for o in self.model(x)]
 
+    @property
+    def has_candidates(self) -> bool:
+        """True for self-post-processing models that also give their candidates before NMS
+        (the Ultralytics adapter), so flip TTA can fuse them."""
+        return hasattr(self.model, "candidate_rows")
+
+    @property
+    def nms(self) -> str | None:
+        """The NMS kind a self-post-processing model's recipe uses (None: the configured one)."""
+        return getattr(self.model, "nms", None)
+
+    @torch.inference_mode()
+    def candidate_rows(self, batch: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
+        """Candidates before NMS of a model that has them, ``(N, 5 + nc)`` rows per image."""
+        x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch)
+        return [r.cpu() for r in self.model.candidate_rows(x.to(self.device))]
+
     @torch.inference_mode()
     def detect(self, batch: np.ndarray, cfg: Any) -> list[Any]:
         """Detections from a model that post-processes itself, moved to the CPU."""

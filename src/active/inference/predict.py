@@ -4,6 +4,7 @@ predictor share, so both see exactly the same pre- and post-processing."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -40,10 +41,15 @@ def predict_batch(model: torch.nn.Module, images: Sequence[np.ndarray], imgsz: t
     ``tta``: flip test-time augmentation (:mod:`active.inference.tta`, four passes)."""
     batch, metas = preprocess(images, imgsz)
     external = getattr(model, "returns_detections", False)
-    if tta and external:
-        raise ValueError(f"flip TTA needs a model with raw head outputs; "
-                         f"{type(model).__name__} returns final detections")
-    if external:  # torchvision, effdet, Ultralytics baselines
+    if tta and external and not hasattr(model, "candidate_rows"):
+        raise ValueError(f"flip TTA needs a model's candidates before NMS; "
+                         f"{type(model).__name__} returns final detections only")
+    if tta and external:  # Ultralytics: its own NMS kind, our fusion
+        from active.inference.tta import tta_candidates
+
+        dets = tta_candidates(lambda x: model.candidate_rows(x.to(device)), batch,
+                              replace(cfg, nms=getattr(model, "nms", cfg.nms)))
+    elif external:  # torchvision, effdet, Ultralytics baselines
         dets = model.detect(batch.to(device), cfg)
     elif tta:
         from active.inference.tta import tta_detect

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -24,7 +25,7 @@ from active.inference.backends import ModelSpec, OnnxBackend, TorchBackend
 from active.inference.postprocess import PostProcessConfig, postprocess
 from active.inference.predict import letterbox_batch
 from active.inference.results import Results
-from active.inference.tta import tta_detect
+from active.inference.tta import tta_candidates, tta_detect
 
 Backend = Literal["auto", "torch", "onnx"]
 
@@ -167,9 +168,11 @@ class Predictor:
                                            origin=self.weights)
             else:
                 self.backend = TorchBackend(model, device)
-        if tta and getattr(self.backend, "returns_detections", False):
-            raise UsageError(f"{self.weights}: flip TTA needs a model with raw head outputs "
-                             "(ACTIVE, YOLOv3, YOLOv4), not a baseline that returns detections")
+        if (tta and getattr(self.backend, "returns_detections", False)
+                and not getattr(self.backend, "has_candidates", False)):
+            raise UsageError(f"{self.weights}: flip TTA needs a model's candidates before NMS "
+                             "(ACTIVE, YOLOv3, YOLOv4, YOLOv8n/YOLO11n), not a baseline that "
+                             "returns final detections only")
         self.tta = tta
         self.timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0,
                                           "postprocess": 0.0}
@@ -218,7 +221,12 @@ class Predictor:
         t0 = time.perf_counter()
         batch, metas = letterbox_batch(frames, self.imgsz)
         t1 = time.perf_counter()
-        if getattr(self.backend, "returns_detections", False):  # torchvision baselines
+        if self.tta and getattr(self.backend, "returns_detections", False):  # Ultralytics
+            cfg = replace(self.postprocess_config, nms=self.backend.nms or
+                          self.postprocess_config.nms)
+            dets = tta_candidates(self.backend.candidate_rows, batch, cfg)
+            t2 = time.perf_counter()
+        elif getattr(self.backend, "returns_detections", False):  # torchvision baselines
             dets = self.backend.detect(batch, self.postprocess_config)
             t2 = time.perf_counter()
         elif self.tta:  # network and fusion are interleaved: all of it counts as inference

@@ -85,6 +85,7 @@ def fuse_views(views: Sequence[Tensor], cfg: PostProcessConfig) -> Detections:
 
 
 RawRunner = Callable[[np.ndarray | Tensor], Sequence[Tensor]]
+RowsRunner = Callable[[np.ndarray | Tensor], Sequence[Tensor]]
 
 
 def tta_detect(run: RawRunner, batch: np.ndarray | Tensor, anchors: Tensor,
@@ -93,14 +94,28 @@ def tta_detect(run: RawRunner, batch: np.ndarray | Tensor, anchors: Tensor,
     """Flip TTA around a network ``run`` that maps a ``(B, 3, H, W)`` batch to its raw per-level
     head outputs (a PyTorch module or an inference backend): one :class:`Detections` per image,
     boxes in the (unmirrored) network input."""
+
+    def decoded(x: np.ndarray | Tensor) -> Sequence[Tensor]:
+        raw = [r.float().cpu() for r in run(x)]
+        if cfg.score_threshold > 0:
+            return decode_candidates(raw, anchors, strides, coder, cfg.score_threshold)
+        return list(decode_outputs(raw, anchors, strides, coder))
+
+    return tta_candidates(decoded, batch, cfg, flips)
+
+
+def tta_candidates(run: RowsRunner, batch: np.ndarray | Tensor, cfg: PostProcessConfig,
+                   flips: Sequence[tuple[int, ...]] = FLIPS) -> list[Detections]:
+    """Flip TTA around a ``run`` that maps a ``(B, 3, H, W)`` batch to each image's candidates
+    before NMS, ``(N, 5 + nc)`` rows with pixel xyxy first (what :func:`decode_outputs` gives,
+    or an external model's ``candidate_rows``, e.g. the Ultralytics adapter's). Rows under
+    ``cfg.score_threshold`` are dropped before fusing."""
     height, width = batch.shape[-2:]
     per_image: list[list[Tensor]] = [[] for _ in range(batch.shape[0])]
     for dims in flips:
-        raw = [r.float().cpu() for r in run(flip_batch(batch, dims))]
-        if cfg.score_threshold > 0:
-            decoded = decode_candidates(raw, anchors, strides, coder, cfg.score_threshold)
-        else:
-            decoded = list(decode_outputs(raw, anchors, strides, coder))
-        for i, rows in enumerate(decoded):
+        for i, rows in enumerate(run(flip_batch(batch, dims))):
+            rows = rows.float().cpu()
+            if cfg.score_threshold > 0:
+                rows = rows[rows[:, 4] * rows[:, 5:].max(1).values > cfg.score_threshold]
             per_image[i].append(unflip_rows(rows, dims, height, width))
     return [fuse_views(views, cfg) for views in per_image]

@@ -91,12 +91,17 @@ class UltralyticsDetector(ExternalDetector):
             return self._loss(self.net(x), targets, x)
         return self.net(x)
 
+    #: NMS of Ultralytics' own recipes (plain IoU), for :meth:`detect` and flip TTA alike.
+    nms = "iou"
+
     @torch.no_grad()
-    def detect(self, x: Tensor, cfg: PostProcessConfig) -> list[Detections]:
-        """Detections in input pixels: best class per box, score threshold, per-class NMS."""
+    def candidate_rows(self, x: Tensor) -> list[Tensor]:
+        """The network's candidates before NMS, one ``(N, 5 + nc)`` tensor per image in the rows
+        of :func:`~active.models.coder.decode_outputs`: pixel xyxy (clipped to the input), an
+        objectness of 1 (the network has none: its class scores are the scores), class scores.
+        This is what flip TTA (:mod:`active.inference.tta`) fuses."""
         from torchvision.ops import box_convert, clip_boxes_to_image
 
-        plain_iou = replace(cfg, nms="iou")  # their own recipes use plain-IoU NMS
         was_training = self.training
         self.eval()
         y = self.net(x)
@@ -104,10 +109,18 @@ class UltralyticsDetector(ExternalDetector):
         y = y[0] if isinstance(y, tuple) else y  # (B, 4 + nc, N): xywh px, class scores
         out = []
         for p in y.float():
-            scores, cls = p[4:].max(0)
-            keep = scores > cfg.score_threshold
-            boxes = clip_boxes_to_image(box_convert(p[:4, keep].T, "cxcywh", "xyxy"),
+            boxes = clip_boxes_to_image(box_convert(p[:4].T, "cxcywh", "xyxy"),
                                         tuple(x.shape[-2:]))
-            scores, cls = scores[keep], cls[keep]
-            out.append(finish_detections(boxes, scores, cls, plain_iou))
+            out.append(torch.cat([boxes, boxes.new_ones(len(boxes), 1), p[4:].T], 1))
+        return out
+
+    @torch.no_grad()
+    def detect(self, x: Tensor, cfg: PostProcessConfig) -> list[Detections]:
+        """Detections in input pixels: best class per box, score threshold, per-class NMS."""
+        plain_iou = replace(cfg, nms=self.nms)
+        out = []
+        for rows in self.candidate_rows(x):
+            scores, cls = rows[:, 5:].max(1)
+            keep = scores > cfg.score_threshold
+            out.append(finish_detections(rows[keep, :4], scores[keep], cls[keep], plain_iou))
         return out
