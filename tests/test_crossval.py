@@ -26,6 +26,7 @@ from active.evaluation.crossval import (
     run_ablation,
     run_cv,
 )
+from active.models.variants import supports_tta
 from active.training import trainer
 from active.training.config import StageConfig, load_config
 from active.utils.config import ConfigError
@@ -250,6 +251,21 @@ def test_tta_row_evaluates_finished_folds_without_retraining(synth_root, tmp_pat
     again = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
                    tta=True)
     assert fake.evals == 8 and again.fold_result("active-i", 2).ap50_tta is not None
+
+
+def test_tta_skips_models_that_do_their_nms_inside(synth_root, tmp_path, monkeypatch):
+    """``tta`` on a list with SSD: ACTIVE-I gets its TTA evaluation, SSD is trained and evaluated
+    once, with a log line saying why it has no TTA row (instead of failing after training)."""
+    fake = FakeRuns(monkeypatch)
+    lines: list[str] = []
+    result = run_cv(_config(synth_root), ["active-i", "ssd"], folds=3, out=tmp_path / "cv",
+                    log=lines.append, only_folds=[0], tta=True)
+    assert [f[0] for f in fake.fits] == ["active-i", "ssd"] and fake.evals == 3
+    assert result.fold_result("active-i", 0).ap50_tta is not None
+    assert result.fold_result("ssd", 0).ap50_tta is None
+    assert any("ssd fold 0: no flip TTA" in line for line in lines)
+    assert supports_tta("yolov8n") and supports_tta("ACTIVE-IV") and supports_tta("yolov4")
+    assert not supports_tta("faster-rcnn") and not supports_tta("efficientdet-d2")
 
 
 def test_changed_evaluation_settings_reevaluate_without_retraining(synth_root, tmp_path,

@@ -38,6 +38,7 @@ from active.data.splits import SplitPlan, kfold_split
 from active.errors import DataError
 from active.evaluation import report
 from active.evaluation.cvstore import FoldResult, ResultStore, claim, fingerprint
+from active.models.variants import supports_tta
 from active.training import trainer
 from active.training.config import TrainConfig
 from active.utils.config import ConfigError
@@ -210,14 +211,17 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
             done = store.get(spec.name, i)
             if done is None and only_folds is not None and i not in only_folds:
                 continue  # only_folds limits training; finished folds are still re-evaluated
+            spec_tta = tta and supports_tta(spec.variant)
+            if tta and not spec_tta and (done is None or done.ap50_tta is None):
+                log(f"{spec.name} fold {i}: no flip TTA (the model does its NMS inside)")
             if done is not None:
-                _revisit(done, cfg, settings, split_path, store, tta, log)
+                _revisit(done, cfg, settings, split_path, store, spec_tta, log)
                 continue
             with claim(out / spec.name / f"fold{i}") as mine:
                 if not mine:
                     log(f"{spec.name} fold {i}: taken by another process, skipped")
                     continue
-                res = _run_fold(cfg, spec, split_path, i, out, progress, log, tta)
+                res = _run_fold(cfg, spec, split_path, i, out, progress, log, spec_tta)
                 store.add(res)
             log(f"{spec.name} fold {i}: test {', '.join(res.test_videos)}: AP50 (%) " + ", ".join(
                 f"{c} {_pct(a)}" for c, a in res.ap50.items()))

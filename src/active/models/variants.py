@@ -70,6 +70,14 @@ ULTRALYTICS: dict[str, Variant] = {n: Variant(n, (), spp=False) for n in ("yolov
 #: Models that bring their own loss and post-processing (``returns_detections``).
 EXTERNAL: dict[str, Variant] = {**TORCHVISION, **EFFDET, **ULTRALYTICS}
 
+
+def supports_tta(variant: str) -> bool:
+    """Whether flip TTA (:mod:`active.inference.tta`) can run on a model: it needs the candidates
+    before NMS, which ACTIVE, YOLOv3/v4 and the Ultralytics networks give and the torchvision and
+    EfficientDet models (NMS inside) do not."""
+    key = variant.lower()
+    return key not in TORCHVISION and key not in EFFDET
+
 # fmt: off
 SCALES: dict[str, Scale] = {
     "paper": Scale(depth=1.0, width=1.0),  # CSPDarknet53 + EfficientNet-B0, neck 128/256/512
