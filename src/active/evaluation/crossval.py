@@ -212,7 +212,7 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
             if done is None and only_folds is not None and i not in only_folds:
                 continue  # only_folds limits training; finished folds are still re-evaluated
             spec_tta = tta and supports_tta(spec.variant)
-            if tta and not spec_tta and (done is None or done.ap50_tta is None):
+            if tta and not spec_tta:
                 log(f"{spec.name} fold {i}: no flip TTA (the model does its NMS inside)")
             if done is not None:
                 _revisit(done, cfg, settings, split_path, store, spec_tta, log)

@@ -84,8 +84,9 @@ def fuse_views(views: Sequence[Tensor], cfg: PostProcessConfig) -> Detections:
     return Detections(fused[order], fused_scores[order], classes[keep][order])
 
 
+#: ``(B, 3, H, W)`` batch -> raw per-level head outputs (tta_detect) or per-image rows
+#: (tta_candidates): the same signature.
 RawRunner = Callable[[np.ndarray | Tensor], Sequence[Tensor]]
-RowsRunner = Callable[[np.ndarray | Tensor], Sequence[Tensor]]
 
 
 def tta_detect(run: RawRunner, batch: np.ndarray | Tensor, anchors: Tensor,
@@ -104,18 +105,15 @@ def tta_detect(run: RawRunner, batch: np.ndarray | Tensor, anchors: Tensor,
     return tta_candidates(decoded, batch, cfg, flips)
 
 
-def tta_candidates(run: RowsRunner, batch: np.ndarray | Tensor, cfg: PostProcessConfig,
+def tta_candidates(run: RawRunner, batch: np.ndarray | Tensor, cfg: PostProcessConfig,
                    flips: Sequence[tuple[int, ...]] = FLIPS) -> list[Detections]:
     """Flip TTA around a ``run`` that maps a ``(B, 3, H, W)`` batch to each image's candidates
     before NMS, ``(N, 5 + nc)`` rows with pixel xyxy first (what :func:`decode_outputs` gives,
-    or an external model's ``candidate_rows``, e.g. the Ultralytics adapter's). Rows under
-    ``cfg.score_threshold`` are dropped before fusing."""
+    or an external model's ``candidate_rows``, e.g. the Ultralytics adapter's); :func:`fuse_views`
+    applies ``cfg.score_threshold``."""
     height, width = batch.shape[-2:]
     per_image: list[list[Tensor]] = [[] for _ in range(batch.shape[0])]
     for dims in flips:
         for i, rows in enumerate(run(flip_batch(batch, dims))):
-            rows = rows.float().cpu()
-            if cfg.score_threshold > 0:
-                rows = rows[rows[:, 4] * rows[:, 5:].max(1).values > cfg.score_threshold]
-            per_image[i].append(unflip_rows(rows, dims, height, width))
+            per_image[i].append(unflip_rows(rows.float().cpu(), dims, height, width))
     return [fuse_views(views, cfg) for views in per_image]
