@@ -209,6 +209,9 @@ def test_model_info_and_format() -> None:
     assert info["latency_ms"] > 0
     json.dumps(info)
     assert "active-ii" in format_info(info) and "GFLOPs" in format_info(info)
+    assert "1x3x8x12x7" in format_info(info)  # stride-8 map: 3 anchors x (4 + 1 + 2)
+    # a detector that returns detections (torchvision's) prints the word, not its letters
+    assert "outputs     detections\n" in format_info({**info, "output_shapes": ["detections"]})
 
 
 def test_onnx_export_with_dynamic_shapes_matches_torch() -> None:

@@ -108,7 +108,7 @@ def format_info(info: dict[str, Any]) -> str:
         f"  params      {info['params'] / 1e6:.2f} M "
         f"(backbone {info['params_backbone'] / 1e6:.2f} M)",
         f"  GFLOPs      {info['gflops']:.2f}",
-        f"  outputs     {', '.join('x'.join(map(str, s)) for s in info['output_shapes'])}",
+        f"  outputs     {', '.join(_shape_text(s) for s in info['output_shapes'])}",
     ]
     if info.get("latency_ms") is not None:
         lines.append(
@@ -117,3 +117,8 @@ def format_info(info: dict[str, Any]) -> str:
             f"(batch 1, {info['device']}, {info['threads']} threads)"
         )
     return "\n".join(lines)
+
+
+def _shape_text(shape: list[int] | str) -> str:
+    """``[1, 3, 68, 88]`` -> ``1x3x68x88``; a word (``detections``) as it is."""
+    return shape if isinstance(shape, str) else "x".join(map(str, shape))

@@ -11,9 +11,12 @@ class), not DIoU-NMS, and the losses are its own (RPN + ROI heads; SSD's multibo
 
 Adaptations for small objects (the defaults target COCO's 32-500 px objects):
 
-- Faster R-CNN: FPN levels from stride 4 (ResNet stages 1-4) with one anchor size per level of
-  8/16/32/64/128 px; no internal resize (``min_size``/``max_size`` = the input size), ordinary
-  trainable BatchNorm (torchvision freezes it for pre-trained backbones; we have none).
+- Faster R-CNN: at scales ``paper`` (ResNet-50) and ``s`` (ResNet-18), FPN levels from stride 4
+  (ResNet stages 1-4) with one anchor size per level of 8/16/32/64/128 px; at ``n`` a budget
+  that trains on a CPU (:func:`_faster_rcnn_light`: the YOLO models' CSPDarknet53 at scale
+  ``n`` under a 64-channel FPN over strides 8-32); no internal resize (``min_size`` /
+  ``max_size`` = the input size), ordinary trainable BatchNorm (torchvision freezes it for
+  pre-trained backbones; we have none).
 - SSD: default boxes from 2 % to 60 % of the input side instead of 20-95 %, at the input size.
 """
 
@@ -30,7 +33,8 @@ from active.models.external import ExternalDetector
 TORCHVISION_MODELS = ("faster-rcnn", "ssd")
 
 # Backbone per scale: the paper-size models are the published ones; smaller scales fit a CPU.
-_FRCNN_BACKBONE = {"paper": "resnet50", "s": "resnet34", "n": "resnet18", "tiny": "resnet18"}
+_FRCNN_BACKBONE = {"paper": "resnet50", "s": "resnet18", "n": "cspdarknet53-n",
+                   "tiny": "cspdarknet53-tiny"}
 _SSD_BACKBONE = {"paper": "vgg16", "s": "mobilenet_v3_large", "n": "mobilenet_v3_large",
                  "tiny": "mobilenet_v3_large"}
 
@@ -50,6 +54,8 @@ def _faster_rcnn(backbone_name: str, num_classes: int, imgsz: tuple[int, int]) -
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
+    if backbone_name.startswith("cspdarknet53-"):
+        return _faster_rcnn_light(backbone_name.split("-")[1], num_classes, imgsz)
     backbone = resnet_fpn_backbone(backbone_name=backbone_name, weights=None,
                                    norm_layer=nn.BatchNorm2d, trainable_layers=5,
                                    returned_layers=[1, 2, 3, 4])
@@ -57,6 +63,63 @@ def _faster_rcnn(backbone_name: str, num_classes: int, imgsz: tuple[int, int]) -
                               aspect_ratios=((0.5, 1.0, 2.0),) * 5)
     return FasterRCNN(backbone, num_classes=num_classes + 1, min_size=min(imgsz),
                       max_size=max(imgsz), rpn_anchor_generator=anchors,
+                      box_detections_per_img=300)
+
+
+class _CSPDarknetFPN(nn.Module):
+    """CSPDarknet53 at a small scale (YOLOv4's backbone and ACTIVE's branch 1, this project's own
+    blocks) under torchvision's FPN, in the form torchvision's detectors read: an ordered dict
+    of maps at strides 8, 16, 32 and 64 (max-pool), ``out_channels`` wide."""
+
+    def __init__(self, scale_name: str, width: int) -> None:
+        super().__init__()
+        from torchvision.ops import FeaturePyramidNetwork
+        from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+        from active.models.backbone import Branch1
+        from active.models.baselines import DARKNET53_DEPTHS, DARKNET53_WIDTHS
+        from active.models.layers import make_divisible, scale_depth
+        from active.models.variants import SCALES
+
+        scale = SCALES[scale_name]
+        skip = 1 if scale.b1_stem_stride == 2 else 0
+        self.body = Branch1([make_divisible(c * scale.width) for c in DARKNET53_WIDTHS[skip:]],
+                            [scale_depth(d, scale.depth) for d in DARKNET53_DEPTHS[skip:]],
+                            stem_stride=scale.b1_stem_stride)
+        self.fpn = FeaturePyramidNetwork(list(self.body.out_channels), width,
+                                         extra_blocks=LastLevelMaxPool())
+        self.out_channels = width
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        from collections import OrderedDict
+
+        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(self.body(x))))
+
+
+_FRCNN_LIGHT_WIDTH = 64  # FPN channels of the CPU-size Faster R-CNN; box head MLP 4x this
+
+
+def _faster_rcnn_light(scale_name: str, num_classes: int, imgsz: tuple[int, int]) -> nn.Module:
+    """Faster R-CNN at a budget that trains on a 2-core CPU (scale ``n``, ``s``' ResNet-18 FPN
+    takes ~290 s per epoch here): the scale-``n`` CSPDarknet53 the YOLO models use, a 64-channel
+    FPN over strides 8-32 (+ a max-pool level), two anchor sizes per level from 12 px, and a
+    256-wide box head instead of the 1024-wide one (12.8 M parameters in its first layer alone).
+    torchvision's MobileNetV3 backbones were the first choice but cost 3.5x ACTIVE-I's training
+    step here (depthwise convolutions at full resolution run on a slow CPU kernel)."""
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.ops import MultiScaleRoIAlign
+
+    width = _FRCNN_LIGHT_WIDTH
+    anchors = AnchorGenerator(sizes=((12, 18), (24, 36), (48, 72), (96, 144)),
+                              aspect_ratios=((0.5, 1.0, 2.0),) * 4)
+    roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=7, sampling_ratio=2)
+    head = 4 * width
+    return FasterRCNN(_CSPDarknetFPN(scale_name, width), min_size=min(imgsz), max_size=max(imgsz),
+                      rpn_anchor_generator=anchors, box_roi_pool=roi_pool,
+                      box_head=TwoMLPHead(width * 7 * 7, head),
+                      box_predictor=FastRCNNPredictor(head, num_classes + 1),
                       box_detections_per_img=300)
 
 
