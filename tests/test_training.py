@@ -106,3 +106,16 @@ def test_config_errors(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="precision: 'fp8' is not one of"):
         load_config(overrides=["precision=fp8"])
+
+
+def test_bf16_warning_only_on_a_cpu_without_native_bf16(monkeypatch):
+    from active.training import engine
+
+    assert isinstance(engine.cpu_has_native_bf16(), bool)  # this machine's answer, either way
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)
+    assert "precision=bf16" in engine.precision_warning(cpu, "bf16")
+    assert engine.precision_warning(cpu, "fp32") is None
+    assert engine.precision_warning(cuda, "bf16") is None
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)
+    assert engine.precision_warning(cpu, "bf16") is None

@@ -47,6 +47,26 @@ class ModelEMA:
         self.updates = int(state["updates"])
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX, as oneDNN sees it).
+    Without it bf16 autocast is emulated: measured here 2026-12-01 on an AVX2-only EPYC, an
+    epoch of the CPU recipe took 530 s instead of ~15 s."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def precision_warning(device: torch.device, precision: str) -> str | None:
+    """A warning for a precision that will run far slower than fp32 on ``device``, or None."""
+    if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
+        cap = torch.backends.cpu.get_cpu_capability()
+        return (f"warning: precision=bf16 on a CPU without native bfloat16 ({cap}, no "
+                "AVX512-BF16/AMX): autocast is emulated and training runs many times slower "
+                "than fp32 (an epoch took 35x longer on such a CPU); use precision=fp32")
+    return None
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """``torch.autocast`` for bf16/fp16, or a no-op for fp32."""
     if precision == "fp32":

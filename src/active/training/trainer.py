@@ -22,7 +22,7 @@ from active.training import distributed as ddp
 from active.training.checkpoint import read_checkpoint, save_checkpoint
 from active.training.config import TrainConfig
 from active.training.data import DetectionDataset, collate
-from active.training.engine import ModelEMA, evaluate, train_one_epoch
+from active.training.engine import ModelEMA, evaluate, precision_warning, train_one_epoch
 from active.utils.io import write_text
 
 LOG_FIELDS = ("epoch", "stage", "lr", "box", "obj", "cls", "total", "val_ap50_sperm",
@@ -148,6 +148,8 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     out = Path(cfg.out)
     run = Run(cfg, out, resume, progress)
     seed_everything(cfg.seed + run.rank)
+    if (warning := precision_warning(run.device, cfg.precision)) is not None:
+        run.log(warning)
     parts = load_splits(cfg)
     train, val = parts["train"], parts["val"]
     if not train:
