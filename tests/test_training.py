@@ -119,3 +119,25 @@ def test_bf16_warning_only_on_a_cpu_without_native_bf16(monkeypatch):
     assert engine.precision_warning(cuda, "bf16") is None
     monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)
     assert engine.precision_warning(cpu, "bf16") is None
+
+
+def test_training_without_a_validation_video_keeps_the_last_weights(synth_root, tmp_path):
+    """A split with ``"val": []`` (every video but the test one trains, as in training.md's
+    three-video run) trains, logs no validation columns and writes best.pt = the last epoch."""
+    from active.data.dataset import load_dataset
+    from active.data.splits import kfold_split
+
+    videos = {r.video_id for r in load_dataset(synth_root)}
+    plan = kfold_split(videos, k=len(videos), val=False)
+    assert plan.folds[0].val == [] and len(plan.folds[0].train) == len(videos) - 1
+    plan.save(tmp_path / "split.json")
+    cfg = _config(synth_root, tmp_path / "run", epochs=(0, 2), eval_every=1)
+    cfg = replace(cfg, data=replace(cfg.data, split=str(tmp_path / "split.json"), fold=0))
+    summary = trainer_mod.fit(cfg, progress=False)
+    assert summary["best_val_map50"] == -1.0
+    assert all("val_map50" not in row for row in summary["history"])
+    best = read_checkpoint(tmp_path / "run" / "best.pt")
+    last = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert best["meta"]["epoch"] == last["meta"]["epoch"] == 2
+    for name, tensor in last["model"].items():
+        assert torch.equal(tensor, best["model"][name]), name

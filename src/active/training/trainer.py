@@ -308,7 +308,10 @@ def plot_curves(history: list[dict], path: Path) -> None:
         if pts:
             axes[1].plot(*zip(*pts, strict=True), marker=".", label=k.removeprefix("val_"))
     axes[1].set(xlabel="epoch", ylabel="AP50", ylim=(0, 1), title="Validation")
-    axes[1].legend()
+    if axes[1].lines:
+        axes[1].legend()
+    else:  # a split without validation videos (best.pt is then the last epoch)
+        axes[1].text(0.5, 0.5, "no validation videos", ha="center", transform=axes[1].transAxes)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
