@@ -81,6 +81,46 @@ def test_torchvision_baseline_trains_a_step_and_detects(name: str, tmp_path: Pat
     assert r.xyxy.shape[1] == 4 and (r.xyxy[:, 2] <= 140).all() and (r.xyxy[:, 3] <= 100).all()
 
 
+@pytest.mark.parametrize("name", ["faster-rcnn", "ssd"])
+def test_torchvision_candidates_agree_with_torchvision_post_processing(name: str) -> None:
+    """Our post-processing of ``candidate_rows`` starts from what torchvision's own would: the
+    single best (box, score, class) of a frame is the same both ways, also when the frame is not
+    the model's input size (torchvision resizes it, both map the boxes back); one class per box;
+    and flip TTA runs on these models."""
+    from active.inference.postprocess import PostProcessConfig
+    from active.inference.predict import predict_batch
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(variant=name, scale="tiny", imgsz=(128, 160))).eval()
+    with torch.no_grad():  # untrained heads score many boxes alike: make the best one unique
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    net = model.net
+    if hasattr(net, "roi_heads"):
+        net.roi_heads.score_thresh, net.roi_heads.nms_thresh = 0.0, 0.5
+    else:
+        net.score_thresh, net.nms_thresh = 0.0, 0.5
+    for shape in ((128, 160), (96, 136)):
+        x = torch.rand(2, 3, *shape)
+        with torch.no_grad():
+            native = net(list(x))
+        ours = model.detect(x, PostProcessConfig(score_threshold=0.0, iou_threshold=0.5,
+                                                 merge=False))
+        for n, d in zip(native, ours, strict=True):
+            i, j = int(n["scores"].argmax()), int(d.scores.argmax())
+            assert d.scores[j].item() == pytest.approx(n["scores"][i].item(), abs=1e-5)
+            assert int(d.classes[j]) == int(n["labels"][i]) - 1
+            torch.testing.assert_close(d.boxes[j], n["boxes"][i], atol=1e-3, rtol=0)
+            assert (d.boxes[:, 2:] <= torch.tensor([shape[1], shape[0]]) + 1e-3).all()
+    rows = model.candidate_rows(torch.rand(1, 3, 128, 160))[0]
+    assert rows.shape[1] == 7 and torch.all(rows[:, 4] == 1)
+    assert torch.all(rows[:, 5:].sum(1) <= 1 + 1e-5)  # foreground probabilities of one softmax
+    frames = [(np.random.default_rng(1).random((100, 140, 3)) * 255).astype(np.uint8)]
+    dets = predict_batch(model, frames, (128, 160), None, PostProcessConfig(score_threshold=0.01),
+                         tta=True)
+    assert len(dets) == 1 and (dets[0].boxes[:, 2] <= 140 + 1e-3).all()
+
+
 def test_train_a_baseline_through_the_cli(tmp_path: Path) -> None:
     """`active train --model faster-rcnn` runs the shared trainer (2 steps) and evaluates."""
     from active.cli import main

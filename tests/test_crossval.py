@@ -254,18 +254,20 @@ def test_tta_row_evaluates_finished_folds_without_retraining(synth_root, tmp_pat
 
 
 def test_tta_skips_models_that_do_their_nms_inside(synth_root, tmp_path, monkeypatch):
-    """``tta`` on a list with SSD: ACTIVE-I gets its TTA evaluation, SSD is trained and evaluated
-    once, with a log line saying why it has no TTA row (instead of failing after training)."""
+    """``tta`` on a list with EfficientDet: ACTIVE-I gets its TTA evaluation, EfficientDet is
+    trained and evaluated once, with a log line saying why it has no TTA row (instead of failing
+    after training)."""
     fake = FakeRuns(monkeypatch)
     lines: list[str] = []
-    result = run_cv(_config(synth_root), ["active-i", "ssd"], folds=3, out=tmp_path / "cv",
-                    log=lines.append, only_folds=[0], tta=True)
-    assert [f[0] for f in fake.fits] == ["active-i", "ssd"] and fake.evals == 3
+    result = run_cv(_config(synth_root), ["active-i", "efficientdet-d2"], folds=3,
+                    out=tmp_path / "cv", log=lines.append, only_folds=[0], tta=True)
+    assert [f[0] for f in fake.fits] == ["active-i", "efficientdet-d2"] and fake.evals == 3
     assert result.fold_result("active-i", 0).ap50_tta is not None
-    assert result.fold_result("ssd", 0).ap50_tta is None
-    assert any("ssd fold 0: no flip TTA" in line for line in lines)
+    assert result.fold_result("efficientdet-d2", 0).ap50_tta is None
+    assert any("efficientdet-d2 fold 0: no flip TTA" in line for line in lines)
     assert supports_tta("yolov8n") and supports_tta("ACTIVE-IV") and supports_tta("yolov4")
-    assert not supports_tta("faster-rcnn") and not supports_tta("efficientdet-d2")
+    assert supports_tta("faster-rcnn") and supports_tta("ssd")
+    assert not supports_tta("efficientdet-d2")
 
 
 def test_changed_evaluation_settings_reevaluate_without_retraining(synth_root, tmp_path,

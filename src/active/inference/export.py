@@ -26,8 +26,8 @@ def onnx_bytes(model: torch.nn.Module, spec: ModelSpec, opset: int = 18,
     from active.errors import UsageError
 
     if getattr(model, "returns_detections", False):
-        raise UsageError(f"{model.config.variant} does not export to ONNX here (its "
-                         "post-processing runs inside torchvision)")
+        raise UsageError(f"{model.config.variant} does not export to ONNX here (an external "
+                         "model; export covers ACTIVE and the YOLOv3/YOLOv4 baselines)")
 
     net = copy.deepcopy(model).float().eval().cpu()
     if hasattr(net, "fuse"):

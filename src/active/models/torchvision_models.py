@@ -6,8 +6,11 @@ without any downloaded weights and adapted to 10-30 px objects.
 use for every model here: ``forward(images, targets)`` returns the loss parts in training,
 :meth:`detect` returns :class:`~active.inference.postprocess.Detections` in input pixels, and
 the checkpoint holds a :class:`~active.models.variants.ModelConfig` (``variant: faster-rcnn`` or
-``ssd``) that rebuilds it. What is torchvision's own: the post-processing is its plain NMS (per
-class), not DIoU-NMS, and the losses are its own (RPN + ROI heads; SSD's multibox loss).
+``ssd``) that rebuilds it. What is torchvision's own: the networks, the losses (RPN + ROI heads;
+SSD's multibox loss), the RPN's proposals and plain-IoU NMS (not DIoU-NMS). The final
+post-processing is ours (:meth:`TorchvisionDetector.candidate_rows` stops before torchvision's):
+one class per box like every other model here (torchvision keeps a box for every class above the
+threshold), optional merging, and flip TTA.
 
 Adaptations for small objects (the defaults target COCO's 32-500 px objects):
 
@@ -22,12 +25,19 @@ Adaptations for small objects (the defaults target COCO's 32-500 px objects):
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from active.inference.postprocess import Detections, PostProcessConfig
+from active.inference.postprocess import (
+    Detections,
+    PostProcessConfig,
+    candidates,
+    finish_detections,
+)
 from active.models.external import ExternalDetector
 
 TORCHVISION_MODELS = ("faster-rcnn", "ssd")
@@ -170,24 +180,67 @@ class TorchvisionDetector(ExternalDetector):
             return self.net(images, _targets_to_torchvision(targets, len(images)))
         return self.net(images)
 
+    nms = "iou"  # the NMS kind torchvision's own post-processing uses; ours follows it
+
     @torch.no_grad()
-    def detect(self, x: Tensor, cfg: PostProcessConfig) -> list[Detections]:
-        """Detections in input pixels with ``cfg``'s thresholds (torchvision's NMS)."""
+    def candidate_rows(self, x: Tensor) -> list[Tensor]:
+        """The network's candidates before NMS, one ``(N, 5 + nc)`` tensor per image in the rows
+        of :func:`~active.models.coder.decode_outputs`: pixel xyxy in ``x``'s frame (clipped),
+        an objectness of 1, and the softmax probability of each foreground class.
+
+        Faster R-CNN: one row per RPN proposal, its box the second stage's box for the proposal's
+        most probable foreground class (the stage regresses one box per class); SSD: one row per
+        default box. This is torchvision's ``postprocess_detections`` up to its per-class split,
+        thresholds and NMS, which :meth:`detect` (and flip TTA) then do as for every other model.
+        """
+        from torchvision.models.detection.transform import resize_boxes
+        from torchvision.ops import clip_boxes_to_image
+
         net = self.net
-        if hasattr(net, "roi_heads"):  # Faster R-CNN
-            net.roi_heads.score_thresh = cfg.score_threshold
-            net.roi_heads.nms_thresh = cfg.iou_threshold
-            net.roi_heads.detections_per_img = cfg.max_det
-        else:  # SSD
-            net.score_thresh, net.nms_thresh = cfg.score_threshold, cfg.iou_threshold
-            net.detections_per_img = cfg.max_det
         was_training = self.training
         self.eval()
-        outs = self.net(list(x))
-        self.train(was_training)
-        return [Detections(o["boxes"].float(), o["scores"].float(), o["labels"].long() - 1)
-                for o in outs]
+        try:
+            images, _ = net.transform(list(x))
+            features = net.backbone(images.tensors)
+            if isinstance(features, Tensor):
+                features = OrderedDict([("0", features)])
+            if hasattr(net, "roi_heads"):  # Faster R-CNN
+                proposals, _ = net.rpn(images, features)
+                heads = net.roi_heads
+                pooled = heads.box_roi_pool(features, proposals, images.image_sizes)
+                logits, deltas = heads.box_predictor(heads.box_head(pooled))
+                per_class = heads.box_coder.decode(deltas, proposals)  # (N, nc + 1, 4)
+                probs = torch.softmax(logits, -1)
+                sizes = [len(p) for p in proposals]
+                pairs = zip(per_class.split(sizes), probs.split(sizes), strict=True)
+            else:  # SSD
+                maps = list(features.values())
+                head = net.head(maps)
+                anchors = net.anchor_generator(images, maps)
+                boxes = [net.box_coder.decode_single(r, a)
+                         for r, a in zip(head["bbox_regression"], anchors, strict=True)]
+                pairs = zip(boxes, torch.softmax(head["cls_logits"], -1), strict=True)
+            out = []
+            for (boxes, prob), size in zip(pairs, images.image_sizes, strict=True):
+                fg = prob[:, 1:].float()
+                if boxes.ndim == 3:
+                    best = fg.argmax(1)
+                    boxes = boxes[torch.arange(len(boxes), device=boxes.device), best + 1]
+                boxes = clip_boxes_to_image(boxes.float(), tuple(size))
+                boxes = resize_boxes(boxes, tuple(size), tuple(x.shape[-2:]))
+                out.append(torch.cat([boxes, boxes.new_ones(len(boxes), 1), fg], 1))
+            return out
+        finally:
+            self.train(was_training)
 
+    @torch.no_grad()
+    def detect(self, x: Tensor, cfg: PostProcessConfig) -> list[Detections]:
+        """Detections in input pixels: best class per box (every class above the threshold with
+        ``cfg.multi_label``, on the best class's box), ``cfg``'s score threshold, plain-IoU NMS
+        per class, merging when ``cfg.merge``."""
+        plain_iou = replace(cfg, nms=self.nms)
+        return [finish_detections(*candidates(rows, plain_iou)[:3], plain_iou)
+                for rows in self.candidate_rows(x)]
 
 
 class TorchvisionLoss(nn.Module):

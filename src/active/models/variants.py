@@ -73,10 +73,9 @@ EXTERNAL: dict[str, Variant] = {**TORCHVISION, **EFFDET, **ULTRALYTICS}
 
 def supports_tta(variant: str) -> bool:
     """Whether flip TTA (:mod:`active.inference.tta`) can run on a model: it needs the candidates
-    before NMS, which ACTIVE, YOLOv3/v4 and the Ultralytics networks give and the torchvision and
-    EfficientDet models (NMS inside) do not."""
-    key = variant.lower()
-    return key not in TORCHVISION and key not in EFFDET
+    before NMS, which ACTIVE, YOLOv3/v4, the torchvision models and the Ultralytics networks give
+    (``candidate_rows`` for the external ones) and EfficientDet (NMS inside ``effdet``) does not."""
+    return variant.lower() not in EFFDET
 
 # fmt: off
 SCALES: dict[str, Scale] = {
