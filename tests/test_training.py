@@ -141,3 +141,32 @@ def test_training_without_a_validation_video_keeps_the_last_weights(synth_root, 
     assert best["meta"]["epoch"] == last["meta"]["epoch"] == 2
     for name, tensor in last["model"].items():
         assert torch.equal(tensor, best["model"][name]), name
+
+
+def test_ema_ramp_sets_how_fast_the_average_follows_the_weights():
+    """The EMA's decay ramps up over ``ema_ramp`` updates: a weight that jumps from 0 to 1 is
+    followed to exactly ``1 - prod(d_k)``; a shorter ramp averages more (follows slower)."""
+    import math
+
+    from torch import nn
+
+    from active.training.engine import ModelEMA
+
+    def followed(ramp: float) -> float:
+        """100 updates at weight 0, then 10 at weight 1: where the average is."""
+        model = nn.Linear(1, 1, bias=False)
+        nn.init.zeros_(model.weight)
+        ema = ModelEMA(model, decay=0.99, ramp=ramp)
+        for k in range(110):
+            if k == 100:
+                nn.init.ones_(model.weight)
+            ema.update(model)
+        return float(ema.module.weight)
+
+    for ramp in (10.0, 2000.0):
+        stay = math.prod(0.99 * (1 - math.exp(-k / ramp)) for k in range(101, 111))
+        assert followed(ramp) == pytest.approx(1 - stay, abs=1e-6)
+    # a short ramp averages ~100 updates by then; YOLOv5's 2000 still only the last one or two
+    assert followed(10.0) < 0.2 and followed(2000.0) > 0.99
+    with pytest.raises(ConfigError, match="ema_ramp"):
+        load_config(None, ["ema_ramp=0"])

@@ -63,6 +63,10 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast; fp16 only on CUDA
     ema: bool = True
     ema_decay: float = 0.999
+    # updates over which the EMA decay ramps up to ema_decay (YOLOv5's 2000). On a short run it
+    # decides how much the EMA averages: after U updates it spans ~1 / (1 - d(U)) of them, with
+    # d(U) = ema_decay * (1 - exp(-U / ema_ramp)); 2000 gives ~2.5 updates after 1,800.
+    ema_ramp: float = 2000.0
     warmup_steps: int = 100
     final_lr_ratio: float = 0.05  # cosine decay within each stage down to lr * this
     weight_decay: float = 0.0
@@ -70,6 +74,11 @@ class TrainConfig:
     eval_every: int = 1  # epochs between validations (and best-checkpoint updates)
     max_steps_per_epoch: int | None = None  # cap for quick runs
     out: str = "runs/train"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0 or self.ema_ramp <= 0:
+            raise ValueError(f"need 0 <= ema_decay < 1 and ema_ramp > 0, got "
+                             f"{self.ema_decay} and {self.ema_ramp}")
 
     def to_dict(self) -> dict:
         return to_dict(self)

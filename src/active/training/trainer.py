@@ -168,7 +168,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     criterion.to(run.device)
     coder = cfg.loss.coder()
     # only rank 0 validates and saves, so only rank 0 keeps the average
-    ema = ModelEMA(model, cfg.ema_decay) if cfg.ema and run.main else None
+    ema = ModelEMA(model, cfg.ema_decay, cfg.ema_ramp) if cfg.ema and run.main else None
     dataset = DetectionDataset(train, imgsz, cfg.augment, cfg.seed, cfg.data.cache)
     if cfg.data.workers > 0:
         dataset.preload()
