@@ -136,11 +136,20 @@ def test_tta_backends_and_evaluation_agree(tiny_ckpt: Path) -> None:
         assert gap.max() < atol
 
 
-def test_tta_needs_raw_outputs(tmp_path: Path) -> None:
+def test_tta_needs_candidates_before_nms(tmp_path: Path) -> None:
+    """SSD gives its candidates (``candidate_rows``), so TTA runs on it; EfficientDet does its
+    NMS inside ``effdet`` and is refused up front."""
     pytest.importorskip("torchvision")
     model = build_model(ModelConfig(variant="ssd", scale="n", imgsz=(96, 128)))
     path = tmp_path / "ssd.pt"
     save_checkpoint(path, model.eval())
+    frame = (np.random.default_rng(0).random((90, 120, 3)) * 255).astype(np.uint8)
+    result = Predictor(path, backend="torch", tta=True, conf=0.01)(frame)
+    assert result.xyxy.shape[1] == 4
+    pytest.importorskip("effdet")
+    path = tmp_path / "effdet.pt"
+    save_checkpoint(path, build_model(ModelConfig(variant="efficientdet-d2",
+                                                  imgsz=(128, 128))).eval())
     with pytest.raises(UsageError, match="TTA"):
         Predictor(path, backend="torch", tta=True)
 
