@@ -29,6 +29,7 @@ from torchvision.ops import box_iou
 from active.data.classes import DEFAULT_CLASSES
 from active.data.dataset import load_dataset
 from active.data.record import FrameRecord
+from active.data.transforms import flip
 from active.evaluation.ap import ImageResult, evaluate_ap
 from active.evaluation.coco_eval import coco_evaluate
 from active.inference.postprocess import PostProcessConfig
@@ -37,6 +38,7 @@ from active.training.checkpoint import load_model
 from active.training.loss import LossConfig
 
 SPERM = 0
+NO_BOXES = np.zeros((0, 4), dtype=np.float32)
 
 
 def centroid_offsets(records: list[FrameRecord], margin: int = 4) -> np.ndarray:
@@ -72,17 +74,13 @@ def predict(model, ckpt, records: list[FrameRecord], cfg: PostProcessConfig, vie
     for start in range(0, len(records), 8):
         chunk = records[start:start + 8]
         images = [r.image for r in chunk]
-        if view == "lr":
-            images = [np.ascontiguousarray(im[:, ::-1]) for im in images]
-        elif view == "ud":
-            images = [np.ascontiguousarray(im[::-1]) for im in images]
-        for rec, det in zip(chunk, predict_batch(model, images, size, coder, cfg), strict=True):
-            boxes = det.boxes.numpy().copy()
-            h, w = rec.image.shape[:2]
-            if view == "lr":
-                boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
-            elif view == "ud":
-                boxes[:, [1, 3]] = h - boxes[:, [3, 1]]
+        if view != "none":  # mirror the frames (transforms.flip), and the boxes back below
+            images = [np.ascontiguousarray(flip(im, NO_BOXES, view == "lr")[0]) for im in images]
+        for rec, im, det in zip(chunk, images,
+                                predict_batch(model, images, size, coder, cfg), strict=True):
+            boxes = det.boxes.numpy()
+            if view != "none":
+                boxes = flip(im, boxes, view == "lr")[1]
             results.append(ImageResult(rec.boxes, rec.labels, boxes, det.scores.numpy(),
                                        det.classes.numpy()))
     return results
@@ -112,7 +110,6 @@ def main() -> None:
     ap.add_argument("--calib", required=True, help="video the shift is measured on")
     ap.add_argument("--videos", nargs="+", required=True, help="videos to score")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     records = load_dataset(args.data, "auto", DEFAULT_CLASSES)
     by_video: dict[str, list[FrameRecord]] = {}
     for rec in records:

@@ -161,6 +161,8 @@ class TorchvisionDetector(ExternalDetector):
     the list of torchvision's per-image output dicts. :meth:`detect` gives Detections.
     """
 
+    nms = "iou"  # the NMS kind torchvision's own post-processing uses; ours follows it
+
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         if config.variant == "faster-rcnn":
@@ -179,8 +181,6 @@ class TorchvisionDetector(ExternalDetector):
                 raise ValueError("training a torchvision model needs targets")
             return self.net(images, _targets_to_torchvision(targets, len(images)))
         return self.net(images)
-
-    nms = "iou"  # the NMS kind torchvision's own post-processing uses; ours follows it
 
     @torch.no_grad()
     def candidate_rows(self, x: Tensor) -> list[Tensor]:
