@@ -170,3 +170,60 @@ def test_ema_ramp_sets_how_fast_the_average_follows_the_weights():
     assert followed(10.0) < 0.2 and followed(2000.0) > 0.99
     with pytest.raises(ConfigError, match="ema_ramp"):
         load_config(None, ["ema_ramp=0"])
+
+
+def _ap(name, ap, num_gt):
+    import numpy as np
+
+    from active.evaluation.ap import ClassAP
+
+    empty = np.zeros(0)
+    return ClassAP(name, ap, num_gt, 0, empty, empty, empty)
+
+
+def test_fitness_rules():
+    """map50 is the plain mean; weighted counts each class's boxes; a class name is its AP."""
+    nan = float("nan")
+    aps = {"sperm": _ap("sperm", 0.9, 1000), "impurity": _ap("impurity", 0.1, 10)}
+    assert trainer_mod.fitness(aps, "map50") == pytest.approx(0.5)
+    assert trainer_mod.fitness(aps, "weighted") == pytest.approx((900 + 1) / 1010)
+    assert trainer_mod.fitness(aps, "impurity") == pytest.approx(0.1)
+    aps["impurity"] = _ap("impurity", nan, 0)  # no impurity in the validation frames
+    assert trainer_mod.fitness(aps, "weighted") == pytest.approx(0.9)
+    assert trainer_mod.fitness(aps, "map50") == pytest.approx(0.9)
+
+
+def test_best_by_picks_best_pt_and_bad_values_are_refused(synth_root, tmp_path, monkeypatch):
+    """With scripted validation APs the two rules keep different epochs: the mean prefers epoch
+    2 (a lucky impurity AP on 5 boxes), the box-weighted score epoch 3 (better sperm)."""
+    def scripted(*args, **kwargs):
+        sperm, impurity = next(script)
+        return {"sperm": _ap("sperm", sperm, 500), "impurity": _ap("impurity", impurity, 5)}
+
+    for rule, epoch in (("map50", 2), ("weighted", 3), ("sperm", 3)):
+        script = iter([(0.80, 0.20), (0.82, 0.90), (0.90, 0.10)])  # (sperm, impurity) by epoch
+        monkeypatch.setattr(trainer_mod, "evaluate", scripted)
+        out = tmp_path / rule
+        cfg = _config(synth_root, out, epochs=(0, 3), eval_every=1, best_by=rule,
+                      max_steps_per_epoch=1)
+        summary = trainer_mod.fit(cfg, progress=False)
+        meta = read_checkpoint(out / "best.pt")["meta"]
+        assert meta["epoch"] == epoch, rule
+        assert meta["best_by"] == rule
+        assert summary["best_val_map50"] == pytest.approx(summary["history"][epoch - 1]
+                                                          ["val_map50"])
+        assert ("val_score" in (out / "log.csv").read_text()) == (rule != "map50")
+    with pytest.raises(ConfigError, match='best_by: "motile" is neither'):
+        trainer_mod.fit(_config(synth_root, tmp_path / "x", epochs=(0, 1), best_by="motile"),
+                        progress=False)
+    with pytest.raises(ConfigError, match="best_by"):
+        load_config(overrides=["best_by="])
+    import numpy as np
+
+    from active.data.record import FrameRecord
+
+    only_sperm = [FrameRecord(np.array([[1, 1, 5, 5]], np.float32), np.array([0]),
+                              ("sperm", "impurity"), "v", 0, 10, 10)]
+    with pytest.raises(ConfigError, match='hold no "impurity" box'):
+        trainer_mod.check_best_by("impurity", ("sperm", "impurity"), only_sperm)
+    trainer_mod.check_best_by("sperm", ("sperm", "impurity"), only_sperm)

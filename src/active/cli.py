@@ -140,8 +140,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = fit(cfg, resume=args.resume, progress=not args.quiet)
     if summary.get("rank", 0) != 0:  # under torchrun only rank 0 reports
         return 0
+    by = "" if summary["best_by"] == "map50" else (
+        f" (best.pt by {summary['best_by']}: {summary['best_score']:.4f})")
     print(f"done: {summary['epochs']} epochs in {summary['seconds']} s; best validation mAP50 "
-          f"{summary['best_val_map50']:.4f}; weights in {summary['out']}")
+          f"{summary['best_val_map50']:.4f}{by}; weights in {summary['out']}")
     return 0
 
 

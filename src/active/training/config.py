@@ -72,6 +72,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 10.0
     eval_every: int = 1  # epochs between validations (and best-checkpoint updates)
+    # the validation number that picks best.pt: "map50" (mean AP50 over the classes), "weighted"
+    # (AP50 weighted by each class's validation boxes, so a class with a handful of boxes cannot
+    # swing the choice) or a class name (that class's AP50 alone)
+    best_by: str = "map50"
     max_steps_per_epoch: int | None = None  # cap for quick runs
     out: str = "runs/train"
 
@@ -79,6 +83,8 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0 or self.ema_ramp <= 0:
             raise ValueError(f"need 0 <= ema_decay < 1 and ema_ramp > 0, got "
                              f"{self.ema_decay} and {self.ema_ramp}")
+        if not self.best_by:
+            raise ValueError('best_by must be "map50", "weighted" or a class name, got ""')
 
     def to_dict(self) -> dict:
         return to_dict(self)

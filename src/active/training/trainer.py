@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from active.data.record import FrameRecord
-from active.evaluation.ap import mean_ap
+from active.evaluation.ap import ClassAP, mean_ap
 from active.training import distributed as ddp
 from active.training.checkpoint import read_checkpoint, save_checkpoint
 from active.training.config import TrainConfig
@@ -154,6 +154,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     train, val = parts["train"], parts["val"]
     if not train:
         raise ValueError(f"{cfg.data.path}: the split leaves no training frames")
+    check_best_by(cfg.best_by, train[0].class_names, val)
     model = build_model_for(cfg, train, run).to(run.device)
     imgsz = model.config.imgsz
     if run.main:
@@ -178,6 +179,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
         if ema is not None and "ema" in state:
             ema.load_state_dict(state["ema"])
     best = float(state.get("best", -1.0))
+    best_map50 = float(state.get("best_map50", -1.0))
     history: list[dict] = list(state.get("history", []))
     start_stage, start_epoch = int(state.get("stage", 0)), int(state.get("epoch", 0))
     t_start = time.time()
@@ -234,16 +236,20 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
                 for name, c in aps.items():
                     row[f"val_ap50_{name}"] = c.ap
                 row["val_map50"] = mean_ap(aps)
+                if cfg.best_by != "map50":
+                    row["val_score"] = fitness(aps, cfg.best_by)
             row["seconds"] = round(time.time() - t0, 2)
             history.append(row)
             if run.main:
-                score = row.get("val_map50", float("nan"))
+                score = row.get("val_score", row.get("val_map50", float("nan")))
                 improved = not math.isnan(score) and score > best
-                best = max(best, score) if not math.isnan(score) else best
+                if improved:
+                    best, best_map50 = score, row["val_map50"]
                 done_stage, done_epoch = (si, epoch + 1) if epoch + 1 < stage.epochs else (
                     si + 1, 0)
                 train_state = {
                     "stage": done_stage, "epoch": done_epoch, "best": best,
+                    "best_map50": best_map50,
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state(), "history": history,
                 }
@@ -252,7 +258,9 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
                     train_state["raw_model"] = {k: v.detach().cpu() for k, v in
                                                 model.state_dict().items()}
                 weights = ema.module if ema is not None else model
-                meta: dict[str, Any] = {"epoch": row["epoch"], "val_map50": score}
+                meta: dict[str, Any] = {"epoch": row["epoch"],
+                                        "val_map50": row.get("val_map50", float("nan")),
+                                        "best_by": cfg.best_by, "val_score": score}
                 if run.distributed:  # each rank's raw parameters, to check they agree
                     meta["replica_digests"] = digests
                 save_checkpoint(out / "last.pt", weights, cfg.loss.to_dict(), train_state, meta)
@@ -266,9 +274,42 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     if run.main:
         plot_curves(history, out / "curves.png")
     run.close()
-    return {"out": str(out), "best_val_map50": best, "epochs": len(history),
+    return {"out": str(out), "best_val_map50": best_map50, "best_by": cfg.best_by,
+            "best_score": best, "epochs": len(history),
             "seconds": round(time.time() - t_start, 1), "history": history,
             "rank": run.rank, "world_size": run.world}
+
+
+def check_best_by(best_by: str, class_names: tuple[str, ...], val: list[FrameRecord]) -> None:
+    """Raise a ConfigError unless ``best_by`` is "map50", "weighted" or a class with validation
+    boxes (a class without any would leave every epoch unscored and no best.pt)."""
+    from active.utils.config import ConfigError
+
+    if best_by in ("map50", "weighted"):
+        return
+    if best_by not in class_names:
+        raise ConfigError(f'best_by: "{best_by}" is neither "map50", "weighted" nor a class of '
+                          f"the data ({', '.join(class_names)})")
+    index = class_names.index(best_by)
+    if val and not any((r.labels == index).any() for r in val):
+        raise ConfigError(f'best_by: the validation frames hold no "{best_by}" box, so its AP50 '
+                          f"cannot pick best.pt")
+
+
+def fitness(aps: dict[str, ClassAP], best_by: str) -> float:
+    """The validation score that picks best.pt (see ``TrainConfig.best_by``); NaN if undefined.
+
+    "weighted" weights each class's AP50 by its number of validation boxes: on the shared SVIA
+    sample one validation video holds 1,691 sperm boxes and 92 impurity boxes (two objects), and
+    the plain mean lets those two objects decide which epoch is kept.
+    """
+    if best_by == "map50":
+        return mean_ap(aps)
+    if best_by == "weighted":
+        defined = [c for c in aps.values() if c.num_gt > 0 and not math.isnan(c.ap)]
+        total = sum(c.num_gt for c in defined)
+        return sum(c.ap * c.num_gt for c in defined) / total if total else float("nan")
+    return aps[best_by].ap if best_by in aps else float("nan")
 
 
 def write_log(path: Path, history: list[dict]) -> None:
@@ -277,7 +318,7 @@ def write_log(path: Path, history: list[dict]) -> None:
     with atomic_open(path, "w", newline="") as fh:
         fields = list(LOG_FIELDS)  # plus the loss parts of models with their own (e.g. dfl)
         for key in dict.fromkeys(k for row in history for k in row if k not in fields):
-            fields.insert(fields.index("total"), key)
+            fields.insert(fields.index("seconds" if key.startswith("val_") else "total"), key)
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for row in history:
@@ -303,7 +344,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
             axes[0].plot(epochs, [r[k] for r in history], label=k)
     axes[0].set(xlabel="epoch", ylabel="loss per image", yscale="log", title="Training loss")
     axes[0].legend()
-    for k in ("val_ap50_sperm", "val_ap50_impurity", "val_map50"):
+    for k in ("val_ap50_sperm", "val_ap50_impurity", "val_map50", "val_score"):
         pts = [(r["epoch"], r[k]) for r in history if k in r]
         if pts:
             axes[1].plot(*zip(*pts, strict=True), marker=".", label=k.removeprefix("val_"))
