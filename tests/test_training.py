@@ -205,7 +205,7 @@ def test_best_by_picks_best_pt_and_bad_values_are_refused(synth_root, tmp_path, 
         monkeypatch.setattr(trainer_mod, "evaluate", scripted)
         out = tmp_path / rule
         cfg = _config(synth_root, out, epochs=(0, 3), eval_every=1, best_by=rule,
-                      max_steps_per_epoch=1)
+                      max_steps_per_epoch=1, save_every=2 if rule == "sperm" else 0)
         summary = trainer_mod.fit(cfg, progress=False)
         meta = read_checkpoint(out / "best.pt")["meta"]
         assert meta["epoch"] == epoch, rule
@@ -213,6 +213,9 @@ def test_best_by_picks_best_pt_and_bad_values_are_refused(synth_root, tmp_path, 
         assert summary["best_val_map50"] == pytest.approx(summary["history"][epoch - 1]
                                                           ["val_map50"])
         assert ("val_score" in (out / "log.csv").read_text()) == (rule != "map50")
+    # save_every=2 keeps epoch 2's weights beside best.pt and last.pt, and nothing else
+    assert sorted(p.name for p in out.glob("*.pt")) == ["best.pt", "epoch2.pt", "last.pt"]
+    assert read_checkpoint(out / "epoch2.pt")["meta"]["epoch"] == 2
     with pytest.raises(ConfigError, match='best_by: "motile" is neither'):
         trainer_mod.fit(_config(synth_root, tmp_path / "x", epochs=(0, 1), best_by="motile"),
                         progress=False)

@@ -76,6 +76,7 @@ class TrainConfig:
     # (AP50 weighted by each class's validation boxes, so a class with a handful of boxes cannot
     # swing the choice) or a class name (that class's AP50 alone)
     best_by: str = "map50"
+    save_every: int = 0  # also keep the weights of every N-th epoch as epochN.pt (0: none)
     max_steps_per_epoch: int | None = None  # cap for quick runs
     out: str = "runs/train"
 
@@ -83,6 +84,8 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0 or self.ema_ramp <= 0:
             raise ValueError(f"need 0 <= ema_decay < 1 and ema_ramp > 0, got "
                              f"{self.ema_decay} and {self.ema_ramp}")
+        if self.save_every < 0:
+            raise ValueError(f"save_every must be >= 0, got {self.save_every}")
         if not self.best_by:
             raise ValueError('best_by must be "map50", "weighted" or a class name, got ""')
 

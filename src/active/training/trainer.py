@@ -266,6 +266,9 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
                 save_checkpoint(out / "last.pt", weights, cfg.loss.to_dict(), train_state, meta)
                 if improved or not val:
                     save_checkpoint(out / "best.pt", weights, cfg.loss.to_dict(), None, meta)
+                if cfg.save_every and row["epoch"] % cfg.save_every == 0:
+                    save_checkpoint(out / f"epoch{row['epoch']}.pt", weights,
+                                    cfg.loss.to_dict(), None, meta)
                 write_log(out / "log.csv", history)
                 run.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in row.items()))
