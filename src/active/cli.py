@@ -155,8 +155,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                  score_threshold=args.conf, iou_threshold=args.iou,
                                  lenient=args.lenient, device=args.device, strict=args.strict,
                                  imgsz=tuple(args.imgsz) if args.imgsz else None, tta=args.tta,
-                                 merge=not args.no_merge)
+                                 merge=not args.no_merge, rescorer=args.rescorer)
     print(report["text"])
+    return 0
+
+
+def cmd_rescorer(args: argparse.Namespace) -> int:
+    from active.training.rescore import RescoreConfig, fit_rescorer
+
+    cfg = RescoreConfig(crop=args.crop, context=args.context, epochs=args.epochs,
+                        min_score=args.min_score, seed=args.seed)
+    rescorer, summary = fit_rescorer(args.weights, args.path, args.split_file, args.fold, cfg,
+                                     tta=args.tta, merge=not args.no_merge, device=args.device,
+                                     log=lambda m: None if args.quiet else print(m, flush=True))
+    for w, aps in summary.get("val_ap50", {}).items():
+        print(f"validation AP50 at weight {w}: " + ", ".join(
+            f"{n} {ap:.4f}" for n, ap in aps.items()))
+    rescorer.save(args.out)
+    print(f"mixing weight {rescorer.weight} ({rescorer.meta['weight_from']}); "
+          f"rescorer in {args.out}")
     return 0
 
 
@@ -219,7 +236,8 @@ def _predictor(args: argparse.Namespace):
                                              else args.imgsz)
     return Predictor(args.weights, backend=args.backend, device=args.device, imgsz=imgsz,
                      conf=args.conf, iou=args.iou, max_det=args.max_det,
-                     threads=args.threads, tta=args.tta, merge=not args.no_merge)
+                     threads=args.threads, tta=args.tta, merge=not args.no_merge,
+                     rescorer=getattr(args, "rescorer", None))
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -407,7 +425,34 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: each kept box is merged with the boxes it suppressed)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     p.add_argument("--strict", action="store_true", help="strict dataset loading")
+    p.add_argument("--rescorer", type=Path, default=None, help="rescore every detection with "
+                   "a crop classifier trained by 'active rescorer' (docs/training.md)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("rescorer", help="train a crop classifier that rescores a detector",
+                       description="A second look at each detection: train a small CNN on "
+                       "crops of a trained detector's candidates on a split's training frames "
+                       "(background or class), pick how much it counts on the validation "
+                       "frames, save it; use it with 'active eval --rescorer' or "
+                       "'active detect --rescorer'.")
+    p.add_argument("--weights", type=Path, required=True, help="the detector checkpoint (.pt)")
+    p.add_argument("--data", dest="path", type=Path, required=True, help="dataset path")
+    p.add_argument("--split", dest="split_file", type=Path, required=True,
+                   help="split JSON (its train part trains, its val part picks the weight)")
+    p.add_argument("--fold", type=int, default=0, help="fold of the split file (default 0)")
+    p.add_argument("--out", type=Path, required=True, help="rescorer file to write (.pt)")
+    p.add_argument("--epochs", type=int, default=12, help="crop-net epochs (12)")
+    p.add_argument("--crop", type=int, default=32, help="crop side in pixels (32)")
+    p.add_argument("--context", type=float, default=2.0,
+                   help="crop side / the box's longer side (2)")
+    p.add_argument("--min-score", type=float, default=0.01,
+                   help="detections that become training candidates (0.01)")
+    p.add_argument("--tta", action="store_true", help="detect with flip TTA")
+    p.add_argument("--no-merge", action="store_true", help="plain DIoU-NMS")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.set_defaults(func=cmd_rescorer)
 
     saved = (" The split, per-fold results and table are saved in --out; rerunning the command "
              "skips finished folds and resumes interrupted ones.")
@@ -488,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-threads", action="store_true",
                    help="decode, detect and write in one thread (slower; for timing stages)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--rescorer", type=Path, default=None, help="rescore every detection with "
+                   "a crop classifier trained by 'active rescorer' for these weights")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("demo", help="detect on a synthetic clip with the bundled model",

@@ -81,15 +81,16 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
                         iou_threshold: float = 0.45, lenient: bool = False,
                         device: str = "auto", strict: bool = False,
                         imgsz: tuple[int, int] | None = None, classes: Any = None,
-                        postprocess: Any = None, tta: bool = False, merge: bool = True
-                        ) -> dict[str, Any]:
+                        postprocess: Any = None, tta: bool = False, merge: bool = True,
+                        rescorer: str | Path | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint on a dataset (or one part of a split); returns the report dict
     (and writes ``report.json`` and ``pr_curve.png`` into ``out`` when given).
 
     ``classes`` is the dataset's :class:`~active.data.classes.ClassMap` (default: sperm/impurity
     with SVIA's names); ``postprocess`` a full :class:`PostProcessConfig` for the AP detections
     (default: the evaluation one, score 0.001, with ``iou_threshold`` and ``merge``). ``tta``: flip
-    test-time augmentation (:mod:`active.inference.tta`), recorded in the report.
+    test-time augmentation (:mod:`active.inference.tta`), recorded in the report. ``rescorer``:
+    a :class:`~active.inference.rescore.Rescorer` file that rescores every detection.
     """
     from active.data.dataset import load_dataset
     from active.data.splits import SplitPlan, apply_fold
@@ -114,12 +115,21 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
     size = imgsz or tuple(model.config.imgsz)
     results = predict_records(model, records, size, coder, cfg, dev, tta=tta)
     names = model.class_names
+    rescore_info = None
+    if rescorer is not None:
+        from active.inference.rescore import Rescorer
+        from active.training.rescore import rescore_results
+
+        second = Rescorer.load(rescorer)
+        second.check_classes(names, weights)
+        results = rescore_results(second, results, [r.image for r in records])
+        rescore_info = {"file": str(rescorer), "weight": second.weight}
     aps = evaluate_ap(results, names)
     report: dict[str, Any] = {
         "weights": str(weights), "data": str(data), "frames": len(records),
         "videos": sorted({r.video_id for r in records}),
         "split": None if split is None else {"file": str(split), "fold": fold, "part": part},
-        "imgsz": list(size), "tta": tta, "merge": cfg.merge,
+        "imgsz": list(size), "tta": tta, "merge": cfg.merge, "rescorer": rescore_info,
         "ap50": {n: c.ap for n, c in aps.items()}, "map50": mean_ap(aps),
         "coco": coco_evaluate(results, names),
         "operating_point": operating_point(results, names, score_threshold),
@@ -139,7 +149,9 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [f"{r['frames']} frames of {len(r['videos'])} videos at input "
              f"{r['imgsz'][0]}x{r['imgsz'][1]}"
              + (" with flip TTA (4 views fused)" if r.get("tta") else "")
-             + ("" if r.get("merge", True) else ", plain NMS (no merging)"),
+             + ("" if r.get("merge", True) else ", plain NMS (no merging)")
+             + (f", rescored by {r['rescorer']['file']} (weight {r['rescorer']['weight']})"
+                if r.get("rescorer") else ""),
              f"{'class':<10} {'AP50':>7} {'precision':>10} {'recall':>7}  "
              f"(at score >= {r['operating_point']['score_threshold']})"]
     for name, ap in r["ap50"].items():

@@ -319,10 +319,13 @@ def detect(predictor: Predictor, source: str | Path, opts: DetectOptions | None 
                  "summary": str(opts.out / "summary.json")},
         extra={"model": str(predictor.weights), "backend": predictor.backend.name,
                "imgsz": list(predictor.imgsz),
-               "score_threshold": predictor.postprocess_config.score_threshold,
+               "score_threshold": getattr(predictor, "conf",
+                                          predictor.postprocess_config.score_threshold),
                "iou_threshold": predictor.postprocess_config.iou_threshold,
                "merge": predictor.postprocess_config.merge,
                "tta": getattr(predictor, "tta", False),
+               "rescorer_weight": (None if getattr(predictor, "rescorer", None) is None
+                                   else predictor.rescorer.weight),
                "threads": opts.threads, "batch": opts.batch},
     )
     buf = io.StringIO()

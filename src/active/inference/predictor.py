@@ -22,7 +22,7 @@ import torch
 
 from active.errors import CheckpointError, DataError, UsageError
 from active.inference.backends import ModelSpec, OnnxBackend, TorchBackend
-from active.inference.postprocess import PostProcessConfig, postprocess
+from active.inference.postprocess import Detections, PostProcessConfig, postprocess
 from active.inference.predict import letterbox_batch
 from active.inference.results import Results
 from active.inference.tta import tta_candidates, tta_detect
@@ -116,13 +116,17 @@ class Predictor:
         tta: flip test-time augmentation (:mod:`active.inference.tta`): four passes per frame
             (as it is, mirrored left-right, up-down, both), boxes fused; about 4x slower, more
             accurate on crowded frames (docs/inference.md).
+        rescorer: a crop classifier trained by ``active rescorer`` for this model's classes
+            (:mod:`active.inference.rescore`): every detection is looked at a second time and
+            rescored before ``conf`` applies (docs/training.md).
     """
 
     def __init__(self, weights: str | Path = "default", backend: Backend = "auto",
                  device: str = "auto", imgsz: int | Sequence[int] | None = None,
                  conf: float = 0.25, iou: float = 0.45, max_det: int = 300,
                  nms: Literal["diou", "iou"] = "diou", threads: int | None = None,
-                 tta: bool = False, merge: bool = True) -> None:
+                 tta: bool = False, merge: bool = True,
+                 rescorer: str | Path | None = None) -> None:
         if backend not in ("auto", "torch", "onnx"):
             raise UsageError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
         self.weights = resolve_weights(weights)
@@ -174,6 +178,17 @@ class Predictor:
                              "(ACTIVE, YOLOv3, YOLOv4, YOLOv8n/YOLO11n), not a baseline that "
                              "returns final detections only")
         self.tta = tta
+        self.rescorer = None
+        if rescorer is not None:
+            from active.inference.rescore import Rescorer
+
+            self.rescorer = Rescorer.load(rescorer)
+            self.rescorer.check_classes(self.names, self.weights)
+            # a detection scoring s ends at most at s ** (1 - weight): lower ones cannot pass
+            w = self.rescorer.weight
+            self.postprocess_config = replace(self.postprocess_config, score_threshold=(
+                conf ** (1 / (1 - w)) if w < 1 else 0.001))
+        self.conf = conf
         self.timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0,
                                           "postprocess": 0.0}
 
@@ -188,7 +203,8 @@ class Predictor:
     def __repr__(self) -> str:
         return (f"Predictor({self.weights.name}, backend={self.backend.name}, "
                 f"imgsz={self.imgsz}, classes={list(self.names)}"
-                + (", tta=True)" if self.tta else ")"))
+                + (", tta=True" if self.tta else "")
+                + (f", rescorer weight {self.rescorer.weight}" if self.rescorer else "") + ")")
 
     def __call__(self, images: np.ndarray | str | Path | Sequence[np.ndarray | str | Path],
                  sources: Sequence[str | None] | None = None) -> Results | list[Results]:
@@ -240,8 +256,11 @@ class Predictor:
                                self.spec.coder, self.postprocess_config)
         results = []
         for i, (d, meta) in enumerate(zip(dets, metas, strict=True)):
-            boxes = meta.undo(d.boxes.numpy()).astype(np.float32)
-            results.append(Results(boxes, d.scores.numpy().astype(np.float32),
+            d = Detections(torch.from_numpy(meta.undo(d.boxes.cpu().numpy()).astype(np.float32)),
+                           d.scores.cpu(), d.classes.cpu())
+            if self.rescorer is not None:
+                d = self.rescorer(frames[i], d, self.conf)
+            results.append(Results(d.boxes.numpy(), d.scores.numpy().astype(np.float32),
                                    d.classes.numpy().astype(np.int64), self.names,
                                    tuple(frames[i].shape[:2]), sources[i], frame_indices[i],
                                    times[i]))
