@@ -16,8 +16,6 @@ loaded with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,15 +123,10 @@ class Rescorer:
     def load(cls, path: str | Path) -> Rescorer:
         """Read a rescorer file; a missing, corrupt, foreign or newer file is a CheckpointError
         naming it."""
+        from active.training.checkpoint import load_file
+
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(path, "rescorer not found")
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError,
-                ValueError) as exc:
-            raise CheckpointError(path, f"corrupt or not a rescorer ({type(exc).__name__})"
-                                  ) from None
+        data = load_file(path, "rescorer")
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise CheckpointError(path, "not an ACTIVE rescorer (train one with 'active "
                                         "rescorer'; a detector checkpoint goes to --weights)")

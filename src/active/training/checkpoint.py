@@ -39,17 +39,24 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, loss_config: dict 
         torch.save(payload, tmp)
 
 
+def load_file(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load(weights_only=True)`` to the CPU (no pickled code runs); a missing or corrupt
+    file is a CheckpointError naming it and ``what`` it should have been."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, f"{what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError,
+            ValueError) as exc:
+        raise CheckpointError(path, f"corrupt or not a {what} ({type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:200]})") from None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and check a checkpoint file (tensors loaded to the CPU)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "checkpoint not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError,
-            ValueError) as exc:
-        raise CheckpointError(path, f"corrupt or not a checkpoint ({type(exc).__name__}: "
-                                    f"{str(exc).splitlines()[0][:200]})") from None
+    data = load_file(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(path, "not an ACTIVE checkpoint (no 'format' marker)")
     version = data.get("version")
