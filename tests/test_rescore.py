@@ -15,7 +15,7 @@ from active.errors import CheckpointError
 from active.evaluation.ap import ImageResult
 from active.inference.postprocess import Detections
 from active.inference.rescore import CropNet, Rescorer, crop_boxes, mix_scores
-from active.training.rescore import RescoreConfig, label_candidates, rescore_results
+from active.training.rescore import RescoreConfig, label_candidates
 from conftest import tiny_synth
 
 
@@ -113,11 +113,11 @@ def test_rescore_results_keeps_boxes_and_changes_the_ranking() -> None:
                       np.array([0.2, 0.8]), np.array([0, 0]))
     image = np.zeros((40, 60, 3), np.uint8)
     r = _fixed(0.25, 1.0)  # the crop net alone decides: 1 - 0.25 for every box
-    out = rescore_results(r, [res], [image])[0]
+    out = r.rescore_results([res], [image])[0]
     np.testing.assert_array_equal(out.boxes, res.boxes)
     np.testing.assert_array_equal(out.labels, res.labels)
     assert np.allclose(out.scores, 0.75, atol=1e-5)
-    kept = rescore_results(r, [res], [image], weight=0.0)[0]  # the detector alone
+    kept = r.rescore_results([res], [image], weight=0.0)[0]  # the detector alone
     assert np.allclose(kept.scores, res.scores)
 
 

@@ -118,11 +118,10 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
     rescore_info = None
     if rescorer is not None:
         from active.inference.rescore import Rescorer
-        from active.training.rescore import rescore_results
 
         second = Rescorer.load(rescorer)
         second.check_classes(names, weights)
-        results = rescore_results(second, results, [r.image for r in records])
+        results = second.rescore_results(results, [r.image for r in records])
         rescore_info = {"file": str(rescorer), "weight": second.weight}
     aps = evaluate_ap(results, names)
     report: dict[str, Any] = {

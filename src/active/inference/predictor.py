@@ -256,11 +256,12 @@ class Predictor:
                                self.spec.coder, self.postprocess_config)
         results = []
         for i, (d, meta) in enumerate(zip(dets, metas, strict=True)):
-            d = Detections(torch.from_numpy(meta.undo(d.boxes.cpu().numpy()).astype(np.float32)),
-                           d.scores.cpu(), d.classes.cpu())
-            if self.rescorer is not None:
-                d = self.rescorer(frames[i], d, self.conf)
-            results.append(Results(d.boxes.numpy(), d.scores.numpy().astype(np.float32),
+            boxes = meta.undo(d.boxes.numpy()).astype(np.float32)
+            if self.rescorer is not None:  # in frame pixels: its crops come from the frame
+                d = self.rescorer(frames[i], Detections(torch.from_numpy(boxes), d.scores,
+                                                        d.classes), self.conf)
+                boxes = d.boxes.numpy()
+            results.append(Results(boxes, d.scores.numpy().astype(np.float32),
                                    d.classes.numpy().astype(np.int64), self.names,
                                    tuple(frames[i].shape[:2]), sources[i], frame_indices[i],
                                    times[i]))

@@ -16,6 +16,7 @@ loaded with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from active.errors import CheckpointError
+from active.evaluation.ap import ImageResult
 from active.inference.postprocess import Detections
 
 FORMAT = "active-rescorer"
@@ -73,6 +75,13 @@ def mix_scores(scores: Tensor | np.ndarray, p_background: Tensor | np.ndarray, w
     return scores ** (1 - weight) * (1 - p_background).clamp(1e-6, 1) ** weight
 
 
+def mixed_results(results: Sequence[ImageResult], p_background: Sequence[np.ndarray],
+                  weight: float) -> list[ImageResult]:
+    """``results`` (detections with ground truth) with each score mixed with its P(background)."""
+    return [ImageResult(r.gt_boxes, r.gt_labels, r.boxes, mix_scores(r.scores, p, weight),
+                        r.labels) for r, p in zip(results, p_background, strict=True)]
+
+
 @dataclass
 class Rescorer:
     """A trained :class:`CropNet` with the settings it was trained with."""
@@ -94,6 +103,18 @@ class Rescorer:
         x = crop_boxes(image, boxes, self.crop, self.context)
         return torch.cat([self.net(x[i:i + batch]).softmax(1)[:, 0]
                           for i in range(0, len(x), batch)])
+
+    def background_probs(self, results: Sequence[ImageResult], images: Sequence[np.ndarray]
+                         ) -> list[np.ndarray]:
+        """P(background) of every detection of ``results``, frame by frame."""
+        return [self.background_prob(img, r.boxes).numpy()
+                for r, img in zip(results, images, strict=True)]
+
+    def rescore_results(self, results: Sequence[ImageResult], images: Sequence[np.ndarray],
+                        weight: float | None = None) -> list[ImageResult]:
+        """``results`` rescored (``weight``: the rescorer's own unless given); for evaluation."""
+        return mixed_results(results, self.background_probs(results, images),
+                             self.weight if weight is None else weight)
 
     def __call__(self, image: np.ndarray, det: Detections, score_threshold: float = 0.0
                  ) -> Detections:

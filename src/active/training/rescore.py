@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from active.data.record import FrameRecord
 from active.evaluation.ap import ClassAP, ImageResult, evaluate_ap
-from active.inference.rescore import CropNet, Rescorer, crop_boxes, mix_scores
+from active.inference.rescore import CropNet, Rescorer, crop_boxes, mixed_results
 
 
 @dataclass
@@ -113,34 +113,12 @@ def train_crop_net(x: Tensor, y: Tensor, num_classes: int, cfg: RescoreConfig,
     return net.eval()
 
 
-def rescore_results(rescorer: Rescorer, results: Sequence[ImageResult],
-                    images: Sequence[np.ndarray], weight: float | None = None
-                    ) -> list[ImageResult]:
-    """``results`` with every detection's score mixed with the crop net's (``weight``: the
-    rescorer's own unless given)."""
-    w = rescorer.weight if weight is None else weight
-    out = []
-    for res, image in zip(results, images, strict=True):
-        p = rescorer.background_prob(image, res.boxes).numpy()
-        out.append(ImageResult(res.gt_boxes, res.gt_labels, res.boxes,
-                               mix_scores(res.scores, p, w) if len(p) else res.scores,
-                               res.labels))
-    return out
-
-
 def weight_table(rescorer: Rescorer, results: Sequence[ImageResult],
                  images: Sequence[np.ndarray], weights: Sequence[float]
                  ) -> dict[float, dict[str, ClassAP]]:
     """AP50 per class after rescoring with each mixing weight (one crop-net pass)."""
-    p = [rescorer.background_prob(img, r.boxes).numpy() for r, img in
-         zip(results, images, strict=True)]
-    table = {}
-    for w in weights:
-        mixed = [ImageResult(r.gt_boxes, r.gt_labels, r.boxes,
-                             mix_scores(r.scores, pi, w) if len(pi) else r.scores, r.labels)
-                 for r, pi in zip(results, p, strict=True)]
-        table[w] = evaluate_ap(mixed, rescorer.class_names)
-    return table
+    p = rescorer.background_probs(results, images)
+    return {w: evaluate_ap(mixed_results(results, p, w), rescorer.class_names) for w in weights}
 
 
 def fit_rescorer(weights: str | Path, data: str | Path, split: str | Path, fold: int = 0,
