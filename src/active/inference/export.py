@@ -25,6 +25,9 @@ def onnx_bytes(model: torch.nn.Module, spec: ModelSpec, opset: int = 18,
 
     from active.errors import UsageError
 
+    if getattr(model.config, "second_stage", False):
+        raise UsageError(f"{model.config.variant} with a second stage does not export to ONNX "
+                         "(its RoI head runs with the torch backend)")
     if getattr(model, "returns_detections", False):
         raise UsageError(f"{model.config.variant} does not export to ONNX here (an external "
                          "model; export covers ACTIVE and the YOLOv3/YOLOv4 baselines)")

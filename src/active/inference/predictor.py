@@ -160,7 +160,8 @@ class Predictor:
                 anchors=model.anchors.detach().clone(),
                 strides=tuple(model.strides),
                 coder=LossConfig.from_dict(data.get("loss_config") or {}).coder(),
-                description=f"{model.config.variant}/{model.config.scale}",
+                description=f"{model.config.variant}/{model.config.scale}"
+                + (" + second stage" if model.config.second_stage else ""),
             )
             if backend == "onnx" and getattr(model, "returns_detections", False):
                 raise UsageError(f"{self.weights}: {model.config.variant} runs with the torch "

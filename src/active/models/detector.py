@@ -189,4 +189,8 @@ def build_model(cfg: ModelConfig) -> Detector:
         cfg.class_prior,
     )
     anchors = torch.tensor(cfg.anchors).view(len(cfg.strides), cfg.num_anchors, 2)
+    if cfg.second_stage:
+        from active.models.two_stage import TwoStageDetector
+
+        return TwoStageDetector(backbone, neck, head, anchors, cfg.class_names, cfg)
     return Detector(backbone, neck, head, anchors, cfg.class_names, cfg)

@@ -49,7 +49,7 @@ _SSD_BACKBONE = {"paper": "vgg16", "s": "mobilenet_v3_large", "n": "mobilenet_v3
                  "tiny": "mobilenet_v3_large"}
 
 
-def _targets_to_torchvision(targets: Tensor, batch: int) -> list[dict[str, Tensor]]:
+def targets_to_torchvision(targets: Tensor, batch: int) -> list[dict[str, Tensor]]:
     """``(M, 6)`` rows ``[image, class, x0, y0, x1, y1]`` -> torchvision's per-image dicts
     (labels shifted by one: 0 is torchvision's background)."""
     out = []
@@ -179,7 +179,7 @@ class TorchvisionDetector(ExternalDetector):
         if self.training:
             if targets is None:
                 raise ValueError("training a torchvision model needs targets")
-            return self.net(images, _targets_to_torchvision(targets, len(images)))
+            return self.net(images, targets_to_torchvision(targets, len(images)))
         return self.net(images)
 
     @torch.no_grad()
@@ -245,12 +245,14 @@ class TorchvisionDetector(ExternalDetector):
 
 class TorchvisionLoss(nn.Module):
     """The criterion of a torchvision model: the sum of the loss parts its forward returned
-    (each already a mean over the batch, hence ``mean_over_batch``)."""
+    (each already a mean over the batch, hence ``mean_over_batch``; ``takes_targets``: the
+    model's forward needs the targets)."""
 
     mean_over_batch = True
+    takes_targets = True
 
     def forward(self, outputs: dict[str, Tensor], targets: Tensor
                 ) -> tuple[Tensor, dict[str, Tensor]]:
-        total = torch.stack(list(outputs.values())).sum()
+        total = torch.stack([v.float() for v in outputs.values()]).sum()
         parts = {k.removeprefix("loss_"): v.detach() for k, v in outputs.items()}
         return total, parts

@@ -144,6 +144,7 @@ class ModelConfig:
     drop_connect: float = 0.2  # largest drop-connect probability in branch 2
     objects_per_image: float = 10.0  # objectness bias prior
     class_prior: float = 0.01  # class bias prior
+    second_stage: bool = False  # an RoI head re-scores the proposals (active.models.two_stage)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -161,6 +162,8 @@ class ModelConfig:
         if (self.variant in BASELINES or self.variant in EXTERNAL) and self.branches != (
                 "b1", "b2"):
             raise ValueError(f"{self.variant} has one backbone; branches apply to ACTIVE only")
+        if self.second_stage and self.variant in EXTERNAL:
+            raise ValueError(f"second_stage applies to ACTIVE and YOLOv3/v4, not {self.variant}")
         if not self.branches or not set(self.branches) <= {"b1", "b2"}:
             raise ValueError(
                 f"branches must be a non-empty subset of ('b1', 'b2'): {self.branches}"

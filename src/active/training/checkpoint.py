@@ -80,6 +80,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
         cfg = ModelConfig.from_dict(data["model_config"])
         model = build_model(cfg)
         model.load_state_dict(data["model"])
+        if cfg.second_stage:  # its proposals decode with the coder it trained with
+            from active.training.loss import LossConfig
+
+            model.coder = LossConfig.from_dict(data.get("loss_config") or {}).coder()
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(path, f"incompatible checkpoint: {str(exc).splitlines()[0][:300]}"
                               ) from None

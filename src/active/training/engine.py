@@ -85,21 +85,16 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, loader: Iterable,
                     ) -> dict[str, float]:
     """Train for one pass over ``loader``; returns the mean of each loss part per image."""
     model.train()
+    takes_targets = getattr(criterion, "takes_targets", False)
     sums: dict[str, float] = {}
     steps = 0
     for step, (images, targets) in enumerate(loader):
         if max_steps is not None and step >= max_steps:
             break
         images, targets = images.to(device, non_blocking=True), targets.to(device)
-        with autocast(device, precision):
-            if getattr(criterion, "mean_over_batch", False):  # torchvision: loss in forward
-                raw = model(images, targets)
-            else:
-                raw = model(images)
-        if getattr(criterion, "mean_over_batch", False):
-            loss, parts = criterion({k: v.float() for k, v in raw.items()}, targets)
-        else:
-            loss, parts = criterion([r.float() for r in raw], targets)
+        with autocast(device, precision):  # losses in forward (torchvision, second stage)
+            raw = model(images, targets) if takes_targets else model(images)
+        loss, parts = criterion(raw, targets)  # each criterion computes in fp32
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the lr")
         optimizer.zero_grad(set_to_none=True)

@@ -126,6 +126,13 @@ def build_model_for(cfg: TrainConfig, train: list[FrameRecord], run: Run) -> tor
                              f"{mcfg.branches}")
         if tuple(init_cfg.imgsz) != tuple(mcfg.imgsz):  # fine-tuning at another input size
             model.config = replace(init_cfg, imgsz=tuple(mcfg.imgsz))
+        if mcfg.second_stage and not init_cfg.second_stage:  # a new RoI head on trained weights
+            one_stage = model
+            model = build_model(replace(model.config, second_stage=True))
+            missing, unexpected = model.load_state_dict(one_stage.state_dict(), strict=False)
+            if unexpected or any(not k.startswith(("roi_conv.", "roi_heads.")) for k in missing):
+                raise ValueError(f"{cfg.init_weights}: does not fit a second stage on top")
+            run.log("second stage added to the initial weights (the RoI head starts untrained)")
         run.log(f"initialised from {cfg.init_weights}")
         return model
     elif cfg.fit_anchors:
@@ -160,14 +167,20 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     if run.main:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    if getattr(model, "returns_detections", False):  # torchvision baselines: own losses
+    coder = cfg.loss.coder()
+    if model.config.second_stage:  # the one-stage loss and the RoI head's
+        from active.models.two_stage import TwoStageCriterion
+
+        model.coder = coder
+        criterion = TwoStageCriterion(
+            YoloCriterion(model.anchors, model.strides, model.num_classes, cfg.loss))
+    elif getattr(model, "returns_detections", False):  # torchvision baselines: own losses
         from active.models.torchvision_models import TorchvisionLoss
 
         criterion = TorchvisionLoss()
     else:
         criterion = YoloCriterion(model.anchors, model.strides, model.num_classes, cfg.loss)
     criterion.to(run.device)
-    coder = cfg.loss.coder()
     # only rank 0 validates and saves, so only rank 0 keeps the average
     ema = ModelEMA(model, cfg.ema_decay, cfg.ema_ramp) if cfg.ema and run.main else None
     dataset = DetectionDataset(train, imgsz, cfg.augment, cfg.seed, cfg.data.cache)
