@@ -230,3 +230,21 @@ def test_best_by_picks_best_pt_and_bad_values_are_refused(synth_root, tmp_path, 
     with pytest.raises(ConfigError, match='hold no "impurity" box'):
         trainer_mod.check_best_by("impurity", ("sperm", "impurity"), only_sperm)
     trainer_mod.check_best_by("sperm", ("sperm", "impurity"), only_sperm)
+
+
+@pytest.mark.parametrize("precision, hint", [("fp32", "lower the lr"),
+                                             ("bf16", "try precision=fp32")])
+def test_a_non_finite_loss_stops_training_with_a_hint(precision, hint):
+    from active.training.engine import train_one_epoch
+
+    model = torch.nn.Linear(2, 2)
+
+    def criterion(raw, targets):
+        return raw.sum() * float("nan"), {}
+
+    optimizer = torch.optim.Adam(model.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    loader = [(torch.ones(1, 2), torch.zeros(0, 6))]
+    with pytest.raises(FloatingPointError, match=f"nan at step 0; {hint}"):
+        train_one_epoch(model, criterion, loader, optimizer, scheduler, torch.device("cpu"),
+                        precision)

@@ -96,7 +96,10 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, loader: Iterable,
             raw = model(images, targets) if takes_targets else model(images)
         loss, parts = criterion(raw, targets)  # each criterion computes in fp32
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the lr")
+            hint = ("lower the lr" if precision == "fp32" else
+                    f"try precision=fp32 (Faster R-CNN's loss became NaN under {precision} "
+                    "here), or lower the lr")
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; {hint}")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
