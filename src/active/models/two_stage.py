@@ -90,6 +90,7 @@ class TwoStageDetector(Detector):
 
         super().__init__(*args, **kwargs)
         self.coder = coder or BoxCoder()
+        self.first_stage_weight = 0.0  # rows' objectness = first-stage score ** this
         c3 = self.neck.out_channels[0]
         self.roi_conv = ConvBNAct(c3, ROI_WIDTH, 3, act=self.config.act if self.config else "silu")
         self.roi_heads = RoIHeads(
@@ -121,8 +122,9 @@ class TwoStageDetector(Detector):
     def candidate_rows(self, x: Tensor) -> list[Tensor]:
         """One ``(P, 5 + nc)`` row per proposal, in the layout of
         :func:`~active.models.coder.decode_outputs`: the box the second stage regresses for the
-        proposal's most probable class (pixel xyxy in ``x``, clipped), objectness 1, and the
-        softmax probability of each class."""
+        proposal's most probable class (pixel xyxy in ``x``, clipped), as objectness the
+        proposal's first-stage score to the power ``first_stage_weight`` (0, the default: 1,
+        the second stage alone scores), and the softmax probability of each class."""
         was_training = self.training
         self.eval()
         try:
@@ -131,7 +133,7 @@ class TwoStageDetector(Detector):
             size = (int(x.shape[-2]), int(x.shape[-1]))
             decoded = decode_outputs([r.float() for r in raw], self.anchors, self.strides,
                                      self.coder)
-            proposals, _ = proposals_from(decoded, size)
+            proposals, first = proposals_from(decoded, size)
             heads = self.roi_heads
             features = OrderedDict(p3=self.roi_conv(feats[0]))
             pooled = heads.box_roi_pool(features, proposals, [size] * len(x))
@@ -140,11 +142,13 @@ class TwoStageDetector(Detector):
             probs = torch.softmax(logits.float(), -1)
             out = []
             sizes = [len(p) for p in proposals]
-            for boxes, prob in zip(per_class.split(sizes), probs.split(sizes), strict=True):
+            for boxes, prob, s1 in zip(per_class.split(sizes), probs.split(sizes), first,
+                                       strict=True):
                 fg = prob[:, 1:]
                 best = fg.argmax(1) + 1
                 boxes = clip_boxes_to_image(boxes[torch.arange(len(boxes)), best], size)
-                out.append(torch.cat([boxes, boxes.new_ones(len(boxes), 1), fg], 1))
+                obj = s1.float()[:, None] ** self.first_stage_weight
+                out.append(torch.cat([boxes, obj, fg], 1))
             return out
         finally:
             self.train(was_training)
