@@ -29,7 +29,7 @@ from collections import OrderedDict
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, clip_boxes_to_image
+from torchvision.ops import clip_boxes_to_image, nms
 
 from active.inference.postprocess import (
     Detections,
@@ -62,7 +62,7 @@ def proposals_from(decoded: Tensor, size: tuple[int, int]) -> tuple[list[Tensor]
         boxes = clip_boxes_to_image(rows[top, :4], size)
         wide = (boxes[:, 2] - boxes[:, 0] > 1e-2) & (boxes[:, 3] - boxes[:, 1] > 1e-2)
         top, boxes = top[wide], boxes[wide]
-        keep = batched_nms(boxes, s[top], torch.zeros_like(top), PROPOSAL_IOU)[:POST_NMS]
+        keep = nms(boxes, s[top], PROPOSAL_IOU)[:POST_NMS]  # class-agnostic, as an RPN
         boxes_out.append(boxes[keep])
         scores_out.append(s[top[keep]])
     return boxes_out, scores_out
