@@ -315,6 +315,26 @@ def test_old_results_and_missing_weights(synth_root, tmp_path, monkeypatch):
                for line in lines)
 
 
+def test_results_written_before_a_setting_existed(synth_root, tmp_path, monkeypatch):
+    """A results file from before a config field was added ran at that field's default: a run
+    at the default continues it, a run that sets the field otherwise is refused."""
+    fake = FakeRuns(monkeypatch)
+    out = tmp_path / "cv"
+    cfg = _config(synth_root)
+    run_cv(cfg, ["active-i"], folds=3, out=out, log=lambda s: None, only_folds=[0])
+    data = json.loads((out / "results.json").read_text())
+    del data["config"]["model"]["second_stage"]  # as a file written before the field
+    (out / "results.json").write_text(json.dumps(data))
+    run_cv(cfg, ["active-i"], folds=3, out=out, log=lambda s: None, only_folds=[1])
+    assert [f[2] for f in fake.fits] == [0, 1]
+    data = json.loads((out / "results.json").read_text())
+    del data["config"]["model"]["second_stage"]
+    (out / "results.json").write_text(json.dumps(data))
+    two = replace(cfg, model=replace(cfg.model, second_stage=True))
+    with pytest.raises(ConfigError, match=r"other settings \(model.second_stage\)"):
+        run_cv(two, ["active-i"], folds=3, out=out, log=lambda s: None, only_folds=[2])
+
+
 def test_paired_difference_uses_only_the_shared_folds():
     """A model with two hard folds of four must not look worse than one with all four: the
     difference is taken on the folds both finished (and both have ground truth for)."""

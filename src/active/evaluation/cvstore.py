@@ -156,7 +156,10 @@ class ResultStore:
                 legacy = {"merge": False, **legacy}  # and before merging existed
                 entries = [e if e.eval is not None else replace(e, eval=legacy) for e in entries]
             old, new = _flat(fingerprint(data.get("config", {}))), _flat(config)
-            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            default = _flat(fingerprint(TrainConfig()))
+            # a setting added to the code after the file was written ran at its default then
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k, default.get(k))
+                             != new.get(k))
             if entries and changed:
                 raise ConfigError(f"{path}: its finished folds were trained with other settings "
                                   f"({', '.join(changed[:8])}); use another output folder or "
