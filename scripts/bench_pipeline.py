@@ -5,6 +5,7 @@ mp4, with decoding and drawing/writing in their own threads):
 
 - ACTIVE (bundled model) with the PyTorch backend,
 - ACTIVE with ONNX Runtime,
+- any checkpoints given with ``--also``, with the PyTorch backend (a second-stage model, say),
 - Ultralytics YOLOv8n (built from its yaml, 2 classes, random weights, nothing downloaded)
   exported to ONNX at the same input size, run by ONNX Runtime with the same letterbox,
   class-aware NMS (torchvision), drawing and writing. Skipped when ultralytics is absent.
@@ -123,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imgsz", type=int, nargs=2, default=None, metavar=("H", "W"))
     ap.add_argument("--no-yolo", action="store_true")
+    ap.add_argument("--also", nargs="*", default=[], metavar="WEIGHTS",
+                    help="more checkpoints to time with the PyTorch backend (e.g. one with a "
+                    "second stage, which does not export)")
     ap.add_argument("--doc", type=Path, default=None, help="write the tables between the "
                     "'pipeline-bench' markers of this Markdown file")
     args = ap.parse_args(argv)
@@ -135,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                                           imgsz=imgsz, threads=args.threads),
     }
     size = pipes["ACTIVE, PyTorch"].imgsz
+    for weights in args.also:
+        extra = Predictor(weights, backend="torch", device="cpu", imgsz=size, threads=args.threads)
+        pipes[f"{extra.spec.description}, PyTorch ({weights})"] = extra
     if not args.no_yolo:
         try:
             pipes["YOLOv8n, ONNX Runtime"] = YoloV8Onnx(size, pipes["ACTIVE, PyTorch"].names,
