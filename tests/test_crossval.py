@@ -333,6 +333,13 @@ def test_results_written_before_a_setting_existed(synth_root, tmp_path, monkeypa
     two = replace(cfg, model=replace(cfg.model, second_stage=True))
     with pytest.raises(ConfigError, match=r"other settings \(model.second_stage\)"):
         run_cv(two, ["active-i"], folds=3, out=out, log=lambda s: None, only_folds=[2])
+    # a second-stage experiment keeps the folder names and says what its rows are
+    result = run_cv(two, ["active-i"], folds=3, out=tmp_path / "cv2", log=lambda s: None,
+                    only_folds=[0])
+    assert (tmp_path / "cv2" / "active-i" / "fold0" / "best.pt").is_file()
+    table = (tmp_path / "cv2" / "table.md").read_text()
+    assert "| ACTIVE-I + second stage |" in table and "| ACTIVE-I |" not in table
+    assert result.models[0].label == "ACTIVE-I + second stage"
 
 
 def test_paired_difference_uses_only_the_shared_folds():

@@ -51,10 +51,13 @@ _PAPER_ORDER = ("impurity", "sperm")  # the paper's tables list impurity first
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One row of the experiment: a variant and the DBFEN branches it is built with."""
+    """One row of the experiment: a variant, the DBFEN branches it is built with, and whether it
+    has a second stage (``model.second_stage``; the same for every row of one experiment, so it
+    names the row, not the folder)."""
 
     variant: str
     branches: tuple[str, ...] = BOTH
+    second_stage: bool = False
 
     @property
     def name(self) -> str:
@@ -65,9 +68,11 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        """As the paper writes it: ``ACTIVE-I`` (``ACTIVE-I (b1)``)."""
+        """As the paper writes it: ``ACTIVE-I`` (``ACTIVE-I (b1)``, ``ACTIVE-I + second stage``)."""
         name = self.variant.upper()
-        return name if self.branches == BOTH else f"{name} ({'+'.join(self.branches)})"
+        if self.branches != BOTH:
+            name = f"{name} ({'+'.join(self.branches)})"
+        return name + (" + second stage" if self.second_stage else "")
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,7 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
                 mcfg = replace(cfg.model, variant=variant, branches=tuple(branches))
             except ValueError as exc:
                 raise ConfigError(f"model {variant} {tuple(branches)}: {exc}") from None
-            spec = ModelSpec(mcfg.variant, mcfg.branches)
+            spec = ModelSpec(mcfg.variant, mcfg.branches, mcfg.second_stage)
             if spec not in specs:
                 specs.append(spec)
     split_path = out / "split.json"
