@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     from active.evaluation.crossval import format_table_i, load_experiment_config, run_cv
-    from active.utils.io import write_text
+    from active.utils.io import write_between, write_json, write_text
 
     cfg = load_experiment_config(args.config, args.set, args.epochs)
     # --no-train: no fold is trained; the table takes the results already in --out
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
               format_table_i(result)]
     table = "\n".join(lines)
     print(table)
-    (args.out / "comparison.json").write_text(json.dumps(rows, indent=2))
+    write_json(args.out / "comparison.json", rows)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -417,12 +417,8 @@ def main(argv: list[str] | None = None) -> None:
         fig.savefig(img, dpi=120)
         plot = os.path.relpath(img, args.doc.parent)
         block = table + f"\n\n![AP50 against latency]({plot})"
-        a, b = "<!-- comparison-table -->", "<!-- /comparison-table -->"
-        text = args.doc.read_text() if args.doc.is_file() else f"# The comparison\n\n{a}\n{b}\n"
-        if a not in text or b not in text:
-            raise SystemExit(f"{args.doc}: no '{a}' ... '{b}' markers to write the table between")
-        head, rest = text.split(a, 1)
-        write_text(args.doc, head + a + "\n" + block + "\n" + b + rest.split(b, 1)[1])
+        write_between(args.doc, "<!-- comparison-table -->", "<!-- /comparison-table -->", block,
+                      heading="" if args.doc.is_file() else "# The comparison")
 
 if __name__ == "__main__":
     main()

@@ -182,12 +182,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     table = "\n".join(lines)
     print(table)
     if args.doc:
-        from active.utils.io import write_text
+        from active.utils.io import write_between
 
-        text = args.doc.read_text()
-        a, b = "<!-- pipeline-bench -->", "<!-- /pipeline-bench -->"
-        head, rest = text.split(a, 1)
-        write_text(args.doc, head + a + "\n" + table + "\n" + b + rest.split(b, 1)[1])
+        write_between(args.doc, "<!-- pipeline-bench -->", "<!-- /pipeline-bench -->", table)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import numpy as np
 from active.data.record import FrameRecord
 from active.data.svia import read_svia
 from active.data.synth import SynthConfig, render_video, video_seed
-from active.utils.io import atomic_path, write_text
+from active.utils.io import atomic_path, write_between
 
 REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- calibration:begin -->", "<!-- calibration:end -->"
@@ -181,14 +181,7 @@ def write_picture(path: Path, rgb: np.ndarray) -> None:
 
 
 def update_doc(doc: Path, block: str) -> None:
-    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = f"{head}{BEGIN}\n{block}\n{END}{tail}"
-    else:
-        text = f"{text.rstrip()}\n\n## Calibration\n\n{BEGIN}\n{block}\n{END}\n"
-    write_text(doc, text)
+    write_between(doc, BEGIN, END, block, heading="## Calibration")
 
 
 def synthetic_records(

@@ -19,6 +19,7 @@ import torch
 
 from active.models.info import model_info
 from active.models.variants import SCALES, VARIANTS
+from active.utils.io import write_between
 
 SIZES = ((416, 416), (544, 704))  # (H, W)
 
@@ -54,14 +55,7 @@ def table(scales: Sequence[str], runs: int, warmup: int) -> str:
 
 def write_between_markers(doc: Path, text: str, marker: str = "model-table") -> None:
     """Replace what lies between ``<!-- {marker}:begin/end -->`` in ``doc`` (append if absent)."""
-    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
-    old = doc.read_text(encoding="utf-8") if doc.exists() else ""
-    block = f"{begin}\n{text}\n{end}"
-    if begin in old and end in old:
-        new = old[: old.index(begin)] + block + old[old.index(end) + len(end) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    doc.write_text(new, encoding="utf-8")
+    write_between(doc, f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->", text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

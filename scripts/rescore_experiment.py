@@ -14,7 +14,6 @@ Prints a Markdown table (w = 0 is the detector alone) and writes ``--out`` JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from active.training.engine import predict_records
 from active.training.loss import LossConfig
 from active.training.rescore import RescoreConfig, fit_rescorer, weight_table
 from active.training.trainer import resolve_device
+from active.utils.io import write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"w picked on validation: {rescorer.weight}; training crops {summary['crops']}; "
           f"{time.time() - t0:.0f} s")
     if args.out:
-        Path(args.out).write_text(json.dumps({"args": vars(args), "weight": rescorer.weight,
-                                              "ap50": table}, indent=1))
+        write_json(args.out, {"args": vars(args), "weight": rescorer.weight, "ap50": table},
+                   indent=1)
     return 0
 
 

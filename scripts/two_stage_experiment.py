@@ -32,6 +32,7 @@ from active.training.checkpoint import load_model
 from active.training.engine import predict_records
 from active.training.loss import LossConfig
 from active.training.trainer import resolve_device
+from active.utils.io import write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['scoring']} | {r['post']} | " + " | ".join(cells) + " |")
     print(f"({time.time() - t0:.0f} s)")
     if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=1))
+        write_json(args.out, rows, indent=1)
     return 0
 
 

@@ -56,3 +56,18 @@ def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` atomically."""
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def write_between(doc: str | Path, begin: str, end: str, block: str, heading: str = "") -> None:
+    """Put ``block`` between the marker lines ``begin`` and ``end`` of the Markdown file ``doc``
+    (how the benchmark scripts keep their tables in the docs), atomically; where the markers are
+    missing, append them (after ``heading``, if given) with the block."""
+    doc = Path(doc)
+    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
+    if begin in text and end in text.split(begin, 1)[1]:
+        head, rest = text.split(begin, 1)
+        text = f"{head}{begin}\n{block}\n{end}{rest.split(end, 1)[1]}"
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + (
+            f"{heading}\n\n" if heading else "") + f"{begin}\n{block}\n{end}\n"
+    write_text(doc, text)
