@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     from active.evaluation.crossval import format_table_i, load_experiment_config, run_cv
-    from active.utils.io import write_between, write_json, write_text
+    from active.utils.io import write_between, write_json
 
     cfg = load_experiment_config(args.config, args.set, args.epochs)
     # --no-train: no fold is trained; the table takes the results already in --out
@@ -316,11 +316,11 @@ def main(argv: list[str] | None = None) -> None:
                       flush=True)
             cached["latency_measured"] = time.strftime("%Y-%m-%d %H:%M")
         if args.remeasure_memory or args.remeasure_latency:
-            write_text(costs_file, json.dumps(cached, indent=2))
+            write_json(costs_file, cached)
     else:
         costs = measure_costs(args.models, cfg, args.out, args.mem_steps, args.runs, result)
         cached = {"key": key, "measured": time.strftime("%Y-%m-%d %H:%M"), "models": costs}
-        write_text(costs_file, json.dumps(cached, indent=2))
+        write_json(costs_file, cached)
     rows: dict[str, dict[str, Any]] = {}
     for name in args.models:
         row = dict(costs[name])

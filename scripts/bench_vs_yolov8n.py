@@ -117,10 +117,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         print("\n".join(lines[-len(times) - 3 :]), flush=True)
     if args.doc is not None:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from model_table import write_between_markers
+        from active.utils.io import write_between
 
-        write_between_markers(args.doc, "\n".join(lines), "yolo-bench")
+        write_between(args.doc, "<!-- yolo-bench:begin -->", "<!-- yolo-bench:end -->",
+                      "\n".join(lines))
         print(f"wrote {args.doc}")
 
 

@@ -53,11 +53,6 @@ def table(scales: Sequence[str], runs: int, warmup: int) -> str:
     return "\n".join(rows) + "\n" + note
 
 
-def write_between_markers(doc: Path, text: str, marker: str = "model-table") -> None:
-    """Replace what lies between ``<!-- {marker}:begin/end -->`` in ``doc`` (append if absent)."""
-    write_between(doc, f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->", text)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", nargs="+", default=list(SCALES), choices=list(SCALES))
@@ -73,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.print_only:
         print(text)
     else:
-        write_between_markers(args.doc, text)
+        write_between(args.doc, "<!-- model-table:begin -->", "<!-- model-table:end -->", text)
         print(f"wrote {args.doc}")
 
 
