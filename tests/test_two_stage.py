@@ -161,3 +161,36 @@ def test_one_stage_weights_take_a_new_second_stage(synth_root, tmp_path):
         torch.testing.assert_close(p, theirs[name])
     assert {n.split(".")[0] for n in theirs if n not in dict(first.named_parameters())} == {
         "roi_conv", "roi_heads"}
+
+
+def test_context_pooling_reads_outside_the_proposal_and_round_trips(tmp_path):
+    from active.models.two_stage import ContextRoIPool, widen_boxes
+
+    with pytest.raises(ValueError, match="roi_context applies to the second stage"):
+        ModelConfig(roi_context=2.0)
+    with pytest.raises(ValueError, match=r"roi_context must be in \[1, 8\]"):
+        ModelConfig(second_stage=True, roi_context=0.5)
+    boxes = torch.tensor([[10.0, 20.0, 30.0, 30.0]])
+    torch.testing.assert_close(widen_boxes(boxes, 3.0), torch.tensor([[-10.0, 10.0, 50.0, 40.0]]))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(scale="tiny", imgsz=SIZE, second_stage=True,
+                                    roi_context=3.0)).eval()
+    pool = model.roi_heads.box_roi_pool
+    assert isinstance(pool, ContextRoIPool)
+    # a feature map that is zero inside the proposal and one around it: only the context sees it
+    feat = torch.ones(1, 4, SIZE[0] // 8, SIZE[1] // 8)
+    feat[..., 1:8, 1:8] = 0
+    pooled = pool({"p3": feat}, [torch.tensor([[16.0, 16.0, 48.0, 48.0]])], [SIZE])
+    assert pooled.shape == (1, 8, 7, 7)
+    assert pooled[:, :4].abs().max() < 1e-6 and pooled[:, 4:].max() > 0.5
+    path = tmp_path / "ctx.pt"
+    save_checkpoint(path, model, LossConfig().to_dict())
+    again, _ = load_model(path)
+    assert again.config.roi_context == 3.0
+    x = torch.rand(1, 3, *SIZE)
+    for a, b in zip(model.candidate_rows(x), again.candidate_rows(x), strict=True):
+        torch.testing.assert_close(a, b)
+    # a config without the key (older checkpoints) reads as no context
+    old = ModelConfig(second_stage=True).to_dict()
+    del old["roi_context"]
+    assert ModelConfig.from_dict(old).roi_context == 1.0

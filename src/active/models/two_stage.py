@@ -13,7 +13,10 @@ rest: the one-stage head, its loss and its anchors are unchanged and act as the 
 - The RoI head is torchvision's :class:`~torchvision.models.detection.roi_heads.RoIHeads`
   (proposal sampling with the ground truth added, RoIAlign, Fast R-CNN losses) over a 3x3 conv
   on P3: a 7x7 RoIAlign, two 256-wide fully connected layers, a softmax over background and the
-  classes, and a box regression per class.
+  classes, and a box regression per class. With ``model.roi_context`` > 1 it also pools a box
+  that many times the proposal's size around the same centre (:class:`ContextRoIPool`) and
+  reads both: a ~16 px head fills two P3 cells, and a sperm's tail, which a dark round dot
+  lacks, lies outside its box.
 - Detections: every proposal becomes one candidate row (the box of its most probable class, an
   objectness of 1, the softmax probability of each class), then the usual one-class-per-box
   thresholding, DIoU-NMS and merging of :mod:`active.inference.postprocess`, so the second
@@ -68,6 +71,30 @@ def proposals_from(decoded: Tensor, size: tuple[int, int]) -> tuple[list[Tensor]
     return boxes_out, scores_out
 
 
+def widen_boxes(boxes: Tensor, factor: float) -> Tensor:
+    """``(N, 4)`` xyxy boxes scaled by ``factor`` about their centres (not clipped: RoIAlign
+    reads zeros outside the map)."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half = (boxes[:, 2:] - boxes[:, :2]) * (factor / 2)
+    return torch.cat([centre - half, centre + half], 1)
+
+
+class ContextRoIPool(nn.Module):
+    """An RoI pooler (torchvision's call signature ``(features, boxes, image_shapes)``) that
+    returns the pooled proposal and, stacked on the channels, the pooled box ``factor`` times
+    its size around the same centre: ``(R, 2C, S, S)``. Not in torchvision, hence written here."""
+
+    def __init__(self, pool: nn.Module, factor: float) -> None:
+        super().__init__()
+        self.pool, self.factor = pool, float(factor)
+
+    def forward(self, features: dict[str, Tensor], boxes: list[Tensor],
+                image_shapes: list[tuple[int, int]]) -> Tensor:
+        wide = [widen_boxes(b, self.factor) for b in boxes]
+        return torch.cat([self.pool(features, boxes, image_shapes),
+                          self.pool(features, wide, image_shapes)], 1)
+
+
 class TwoStageDetector(Detector):
     """A :class:`~active.models.detector.Detector` whose detections come from a second stage.
 
@@ -93,9 +120,13 @@ class TwoStageDetector(Detector):
         self.first_stage_weight = 0.0  # rows' objectness = first-stage score ** this
         c3 = self.neck.out_channels[0]
         self.roi_conv = ConvBNAct(c3, ROI_WIDTH, 3, act=self.config.act if self.config else "silu")
+        pool: nn.Module = MultiScaleRoIAlign(["p3"], ROI_SIZE, sampling_ratio=2)
+        context = self.config.roi_context if self.config else 1.0
+        if context != 1.0:
+            pool = ContextRoIPool(pool, context)
         self.roi_heads = RoIHeads(
-            MultiScaleRoIAlign(["p3"], ROI_SIZE, sampling_ratio=2),
-            TwoMLPHead(ROI_WIDTH * ROI_SIZE**2, HEAD_WIDTH),
+            pool,
+            TwoMLPHead((2 if context != 1.0 else 1) * ROI_WIDTH * ROI_SIZE**2, HEAD_WIDTH),
             FastRCNNPredictor(HEAD_WIDTH, self.num_classes + 1),
             fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=ROIS_PER_IMAGE,
             positive_fraction=POSITIVE_FRACTION, bbox_reg_weights=None, score_thresh=0.0,

@@ -145,6 +145,7 @@ class ModelConfig:
     objects_per_image: float = 10.0  # objectness bias prior
     class_prior: float = 0.01  # class bias prior
     second_stage: bool = False  # an RoI head re-scores the proposals (active.models.two_stage)
+    roi_context: float = 1.0  # >1: the RoI head also pools a box this many times each proposal
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -164,6 +165,11 @@ class ModelConfig:
             raise ValueError(f"{self.variant} has one backbone; branches apply to ACTIVE only")
         if self.second_stage and self.variant in EXTERNAL:
             raise ValueError(f"second_stage applies to ACTIVE and YOLOv3/v4, not {self.variant}")
+        set_(self, "roi_context", float(self.roi_context))
+        if not 1.0 <= self.roi_context <= 8.0:
+            raise ValueError(f"roi_context must be in [1, 8], got {self.roi_context}")
+        if self.roi_context != 1.0 and not self.second_stage:
+            raise ValueError("roi_context applies to the second stage (model.second_stage: true)")
         if not self.branches or not set(self.branches) <= {"b1", "b2"}:
             raise ValueError(
                 f"branches must be a non-empty subset of ('b1', 'b2'): {self.branches}"

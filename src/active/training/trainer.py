@@ -126,9 +126,14 @@ def build_model_for(cfg: TrainConfig, train: list[FrameRecord], run: Run) -> tor
                              f"{mcfg.branches}")
         if tuple(init_cfg.imgsz) != tuple(mcfg.imgsz):  # fine-tuning at another input size
             model.config = replace(init_cfg, imgsz=tuple(mcfg.imgsz))
+        if init_cfg.second_stage and mcfg.second_stage and init_cfg.roi_context != \
+                mcfg.roi_context:
+            raise ValueError(f"{cfg.init_weights}: its second stage has roi_context "
+                             f"{init_cfg.roi_context}, config asks {mcfg.roi_context}")
         if mcfg.second_stage and not init_cfg.second_stage:  # a new RoI head on trained weights
             one_stage = model
-            model = build_model(replace(model.config, second_stage=True))
+            model = build_model(replace(model.config, second_stage=True,
+                                        roi_context=mcfg.roi_context))
             missing, unexpected = model.load_state_dict(one_stage.state_dict(), strict=False)
             if unexpected or any(not k.startswith(("roi_conv.", "roi_heads.")) for k in missing):
                 raise ValueError(f"{cfg.init_weights}: does not fit a second stage on top")
