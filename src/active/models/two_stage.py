@@ -121,12 +121,12 @@ class TwoStageDetector(Detector):
         c3 = self.neck.out_channels[0]
         self.roi_conv = ConvBNAct(c3, ROI_WIDTH, 3, act=self.config.act if self.config else "silu")
         pool: nn.Module = MultiScaleRoIAlign(["p3"], ROI_SIZE, sampling_ratio=2)
-        context = self.config.roi_context if self.config else 1.0
-        if context != 1.0:
-            pool = ContextRoIPool(pool, context)
+        pools = 1  # 7x7 maps per proposal that the first FC layer reads
+        if self.config and self.config.roi_context != 1.0:
+            pool, pools = ContextRoIPool(pool, self.config.roi_context), 2
         self.roi_heads = RoIHeads(
             pool,
-            TwoMLPHead((2 if context != 1.0 else 1) * ROI_WIDTH * ROI_SIZE**2, HEAD_WIDTH),
+            TwoMLPHead(pools * ROI_WIDTH * ROI_SIZE**2, HEAD_WIDTH),
             FastRCNNPredictor(HEAD_WIDTH, self.num_classes + 1),
             fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=ROIS_PER_IMAGE,
             positive_fraction=POSITIVE_FRACTION, bbox_reg_weights=None, score_thresh=0.0,
