@@ -37,3 +37,13 @@ def test_centroid_offset_finds_where_a_dark_blob_sits_in_its_box(dx: float, dy: 
     assert got.shape == (1, 2)
     np.testing.assert_allclose(got[0], [dx, dy], atol=0.05)
 
+
+
+def test_ensemble_table_summarises_every_subset_size(capsys: pytest.CaptureFixture[str]) -> None:
+    tables = _load("ensemble_experiment").print_tables
+    rows = [{"members": m, "fused": {"sperm": f}, "TTA": {"sperm": t}} for m, f, t in (
+        (["a"], 0.90, 0.92), (["b"], 0.88, 0.90), (["a", "b"], 0.91, 0.95))]
+    tables(rows, ["a", "b"], "fold 2 test")
+    out = capsys.readouterr().out
+    assert "| #1 + #2 | 91.0 | 95.0 |" in out
+    assert "| 1 | 2 | 89.0 (88.0-90.0) | 91.0 (90.0-92.0) |" in out

@@ -275,8 +275,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_predict_args(p: argparse.ArgumentParser, weights_default: str = "default") -> None:
-    p.add_argument("--weights", default=weights_default,
-                   help="checkpoint .pt, exported .onnx, or 'default' (the bundled model)")
+    p.add_argument("--weights", nargs="+", default=[weights_default],
+                   help="checkpoint .pt, exported .onnx, or 'default' (the bundled model); "
+                        "several .pt: an ensemble, their boxes fused (PyTorch)")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                    help="auto: ONNX Runtime when the model has an exported .onnx twin, else "
                         "PyTorch (default auto)")
@@ -403,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a checkpoint: AP50 per class (VOC all-point, one "
                        "class per box), COCO mAP50:95, precision/recall at the operating "
                        "threshold, sperm/impurity confusions, PR curves and a JSON report.")
-    p.add_argument("--weights", type=Path, required=True, help="checkpoint (.pt)")
+    p.add_argument("--weights", type=Path, nargs="+", required=True,
+                   help="checkpoint (.pt); several: an ensemble, their boxes fused")
     p.add_argument("--data", dest="path", type=Path, required=True, help="dataset path")
     p.add_argument("--format", dest="fmt", default="auto", help="dataset format (default auto)")
     p.add_argument("--split", dest="split_file", type=Path, default=None,

@@ -75,7 +75,8 @@ def plot_pr(per_class: dict[str, ClassAP], path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto",
+def evaluate_checkpoint(weights: str | Path | Sequence[str | Path], data: str | Path,
+                        fmt: str = "auto",
                         split: str | Path | None = None, part: str = "test", fold: int = 0,
                         out: str | Path | None = None, score_threshold: float = 0.25,
                         iou_threshold: float = 0.45, lenient: bool = False,
@@ -90,7 +91,9 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
     with SVIA's names); ``postprocess`` a full :class:`PostProcessConfig` for the AP detections
     (default: the evaluation one, score 0.001, with ``iou_threshold`` and ``merge``). ``tta``: flip
     test-time augmentation (:mod:`active.inference.tta`), recorded in the report. ``rescorer``:
-    a :class:`~active.inference.rescore.Rescorer` file that rescores every detection.
+    a :class:`~active.inference.rescore.Rescorer` file that rescores every detection. Several
+    ``weights``: an :class:`~active.inference.ensemble.Ensemble` of them, their boxes fused
+    (which merges: ``merge`` does not apply).
     """
     from active.data.dataset import load_dataset
     from active.data.splits import SplitPlan, apply_fold
@@ -103,7 +106,13 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
     from active.utils.io import write_json
 
     dev = resolve_device(device)
-    model, ckpt = load_model(weights, dev)
+    members = [weights] if isinstance(weights, str | Path) else list(weights)
+    if len(members) > 1:  # an ensemble: its fusion does the flips itself
+        from active.inference.ensemble import load_ensemble
+
+        model, ckpt = load_ensemble(members, dev, tta=tta)
+    else:
+        model, ckpt = load_model(members[0], dev)
     from active.data.classes import DEFAULT_CLASSES
 
     records = load_dataset(data, fmt, classes or DEFAULT_CLASSES, strict=strict)
@@ -113,22 +122,25 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
     cfg = postprocess or PostProcessConfig.for_evaluation(iou_threshold=iou_threshold,
                                                           merge=merge)
     size = imgsz or tuple(model.config.imgsz)
-    results = predict_records(model, records, size, coder, cfg, dev, tta=tta)
+    results = predict_records(model, records, size, coder, cfg, dev,
+                              tta=tta and len(members) == 1)
     names = model.class_names
     rescore_info = None
     if rescorer is not None:
         from active.inference.rescore import Rescorer
 
         second = Rescorer.load(rescorer)
-        second.check_classes(names, weights)
+        second.check_classes(names, members[0])
         results = second.rescore_results(results, [r.image for r in records])
         rescore_info = {"file": str(rescorer), "weight": second.weight}
     aps = evaluate_ap(results, names)
     report: dict[str, Any] = {
-        "weights": str(weights), "data": str(data), "frames": len(records),
+        "weights": str(members[0]) if len(members) == 1 else [str(w) for w in members],
+        "data": str(data), "frames": len(records),
         "videos": sorted({r.video_id for r in records}),
         "split": None if split is None else {"file": str(split), "fold": fold, "part": part},
-        "imgsz": list(size), "tta": tta, "merge": cfg.merge, "rescorer": rescore_info,
+        "imgsz": list(size), "tta": tta, "merge": cfg.merge or len(members) > 1,
+        "ensemble": len(members), "rescorer": rescore_info,
         "ap50": {n: c.ap for n, c in aps.items()}, "map50": mean_ap(aps),
         "coco": coco_evaluate(results, names),
         "operating_point": operating_point(results, names, score_threshold),
@@ -147,6 +159,8 @@ def evaluate_checkpoint(weights: str | Path, data: str | Path, fmt: str = "auto"
 def format_report(r: dict[str, Any]) -> str:
     lines = [f"{r['frames']} frames of {len(r['videos'])} videos at input "
              f"{r['imgsz'][0]}x{r['imgsz'][1]}"
+             + (f", an ensemble of {r['ensemble']} models (boxes fused)"
+                if r.get("ensemble", 1) > 1 else "")
              + (" with flip TTA (4 views fused)" if r.get("tta") else "")
              + ("" if r.get("merge", True) else ", plain NMS (no merging)")
              + (f", rescored by {r['rescorer']['file']} (weight {r['rescorer']['weight']})"

@@ -317,13 +317,15 @@ def detect(predictor: Predictor, source: str | Path, opts: DetectOptions | None 
         outputs={**sink.paths, "counts": str(opts.out / "counts.csv"),
                  "detections": str(opts.out / "detections.json"),
                  "summary": str(opts.out / "summary.json")},
-        extra={"model": str(predictor.weights), "backend": predictor.backend.name,
+        extra={"model": str(predictor.weights) if len(getattr(predictor, "members", ())) < 2
+               else [str(w) for w in predictor.members], "backend": predictor.backend.name,
                "imgsz": list(predictor.imgsz),
                "score_threshold": getattr(predictor, "conf",
                                           predictor.postprocess_config.score_threshold),
                "iou_threshold": predictor.postprocess_config.iou_threshold,
                "merge": predictor.postprocess_config.merge,
-               "tta": getattr(predictor, "tta", False),
+               "tta": getattr(predictor, "tta", False) or getattr(predictor, "ensemble_tta",
+                                                                  False),
                "rescorer_weight": (None if getattr(predictor, "rescorer", None) is None
                                    else predictor.rescorer.weight),
                "threads": opts.threads, "batch": opts.batch},

@@ -100,7 +100,8 @@ class Predictor:
 
     Args:
         weights: a checkpoint (``.pt``), an exported ``.onnx`` file, ``"default"`` (the bundled
-            model) or a bundled model's name.
+            model) or a bundled model's name; a list of checkpoints: an ensemble
+            (:mod:`active.inference.ensemble`, PyTorch only), their boxes fused.
         backend: ``"torch"``, ``"onnx"`` (ONNX Runtime) or ``"auto"``: ONNX Runtime for an
             ``.onnx`` file, or for a ``.pt`` with an exported twin beside it (same name, ``.onnx``,
             exported from this very checkpoint: its SHA-256 is in the ONNX metadata), else
@@ -129,7 +130,13 @@ class Predictor:
                  rescorer: str | Path | None = None) -> None:
         if backend not in ("auto", "torch", "onnx"):
             raise UsageError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
-        self.weights = resolve_weights(weights)
+        members = ([weights] if isinstance(weights, str | Path) else list(weights)) or ["default"]
+        self.members = [resolve_weights(w) for w in members]
+        self.weights = self.members[0]
+        self.ensemble_tta = False  # an ensemble does its flips inside (self.tta stays False)
+        if len(members) > 1 and (backend == "onnx" or any(w.suffix == ".onnx"
+                                                          for w in self.members)):
+            raise UsageError("an ensemble runs with the torch backend on .pt checkpoints")
         if self.weights.suffix == ".onnx" and backend == "torch":
             raise UsageError(f"{self.weights}: an ONNX file runs with backend 'onnx' (or 'auto')")
         self.postprocess_config = PostProcessConfig(score_threshold=conf, iou_threshold=iou,
@@ -140,7 +147,7 @@ class Predictor:
             (int(imgsz), int(imgsz)) if isinstance(imgsz, int) else tuple(int(v) for v in imgsz))
         if size is not None and (len(size) != 2 or any(v <= 0 or v % 32 for v in size)):
             raise UsageError(f"imgsz must be (height, width) multiples of 32, got {imgsz}")
-        twin = onnx_twin(self.weights, size) if backend != "torch" else None
+        twin = onnx_twin(self.weights, size) if backend != "torch" and len(members) == 1 else None
         if twin is not None:
             self.weights = twin
         if self.weights.suffix == ".onnx":
@@ -153,7 +160,13 @@ class Predictor:
             from active.training.checkpoint import load_model
             from active.training.loss import LossConfig
 
-            model, data = load_model(self.weights)
+            if len(members) > 1:  # the ensemble flips each member's frames itself
+                from active.inference.ensemble import load_ensemble
+
+                model, data = load_ensemble(self.members, tta=tta)
+                self.ensemble_tta, tta = tta, False
+            else:
+                model, data = load_model(self.weights)
             self.spec = ModelSpec(
                 names=tuple(data["class_names"]),
                 imgsz=size or tuple(model.config.imgsz),
@@ -161,7 +174,8 @@ class Predictor:
                 strides=tuple(model.strides),
                 coder=LossConfig.from_dict(data.get("loss_config") or {}).coder(),
                 description=f"{model.config.variant}/{model.config.scale}"
-                + (" + second stage" if model.config.second_stage else ""),
+                + (" + second stage" if model.config.second_stage else "")
+                + (f", ensemble of {len(members)}" if len(members) > 1 else ""),
             )
             if backend == "onnx" and getattr(model, "returns_detections", False):
                 raise UsageError(f"{self.weights}: {model.config.variant} runs with the torch "
@@ -202,9 +216,11 @@ class Predictor:
         return self.spec.imgsz
 
     def __repr__(self) -> str:
-        return (f"Predictor({self.weights.name}, backend={self.backend.name}, "
+        name = (self.weights.name if len(self.members) == 1 else
+                "[" + ", ".join(w.name for w in self.members) + "]")
+        return (f"Predictor({name}, backend={self.backend.name}, "
                 f"imgsz={self.imgsz}, classes={list(self.names)}"
-                + (", tta=True" if self.tta else "")
+                + (", tta=True" if self.tta or self.ensemble_tta else "")
                 + (f", rescorer weight {self.rescorer.weight}" if self.rescorer else "") + ")")
 
     def __call__(self, images: np.ndarray | str | Path | Sequence[np.ndarray | str | Path],
