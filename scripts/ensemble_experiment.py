@@ -9,8 +9,11 @@ printed. Every subset, not a chosen one: which runs to combine is not picked on 
         --split runs/exp-2s/split.json --fold 2 --weights runs/exp-2s/active-i/fold2/best.pt \\
         runs/exp-2s-seed1/fold2/best.pt runs/exp-2s-e240/active-i/fold2/best.pt
 
-Prints a Markdown table (one row per subset, then the mean and range per subset size) and
-writes ``--out`` JSON. The checkpoints must share classes and input size.
+Several folds at once: ``--fold 0 1 2 3`` with ``{fold}`` in the paths
+(``--weights 'runs/exp-2s/active-i/fold{fold}/best.pt' 'runs/exp-2s-seed1/fold{fold}/best.pt'``).
+Prints a Markdown table per fold (one row per subset, then the mean and range per subset size),
+with several folds a summary table, and writes ``--out`` JSON. The checkpoints must share classes
+and input size.
 """
 
 from __future__ import annotations
@@ -71,20 +74,47 @@ def print_tables(rows: list[dict], weights: list[str], where: str) -> None:
     print("\n| members | subsets | fused mean (min-max) | + flip TTA mean (min-max) |")
     print("|---|---|---|---|")
     for k in sorted({len(r["members"]) for r in rows}):
-        cells = []
-        for label in ("fused", "TTA"):
-            v = 100 * np.array([r[label]["sperm"] for r in rows if len(r["members"]) == k])
-            cells.append(f"{v.mean():.1f} ({v.min():.1f}-{v.max():.1f})")
+        cells = ["{:.1f} ({:.1f}-{:.1f})".format(*size_summary(rows, k, label))
+                 for label in ("fused", "TTA")]
         n = sum(len(r["members"]) == k for r in rows)
         print(f"| {k} | {n} | " + " | ".join(cells) + " |")
 
 
+def fold_rows(weights: list[str], records, sizes: list[int] | None) -> list[dict]:
+    """Every subset's AP50 per class, fused and with flip TTA, on ``records``."""
+    cfg = PostProcessConfig.for_evaluation()
+    views, metas, shapes = {}, None, set()
+    for w in weights:
+        views[w], metas, size = member_views(w, records, cfg)
+        shapes.add(size)
+        print(f"{w}: {len(records)} frames at {size[0]}x{size[1]}", flush=True)
+    if len(shapes) > 1:
+        raise SystemExit(f"the checkpoints were trained at different sizes {sorted(shapes)}")
+    rows = []
+    for k in sizes or range(1, len(weights) + 1):
+        for subset in itertools.combinations(weights, k):
+            row = {"members": list(subset)}
+            for label, flips in (("fused", [0]), ("TTA", [0, 1, 2, 3])):
+                per_image = [[views[w][i][f] for w in subset for f in flips]
+                             for i in range(len(records))]
+                row[label] = score(records, per_image, metas, cfg, DEFAULT_CLASSES.names)
+            rows.append(row)
+    return rows
+
+
+def size_summary(rows: list[dict], k: int, label: str) -> tuple[float, float, float]:
+    """Mean, min and max sperm AP50 (%) over the subsets of size ``k``."""
+    v = 100 * np.array([r[label]["sperm"] for r in rows if len(r["members"]) == k])
+    return float(v.mean()), float(v.min()), float(v.max())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", nargs="+", required=True)
+    ap.add_argument("--weights", nargs="+", required=True,
+                    help="checkpoints; with several --fold, paths with {fold} in them")
     ap.add_argument("--data", required=True)
     ap.add_argument("--split", required=True)
-    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--fold", type=int, nargs="+", default=[0])
     ap.add_argument("--part", default="test", choices=("val", "test"))
     ap.add_argument("--sizes", type=int, nargs="+", default=None,
                     help="subset sizes (default: all, 1 to the number of checkpoints)")
@@ -96,32 +126,30 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     records = load_dataset(args.data, "auto", DEFAULT_CLASSES)
-    records = apply_fold(records, SplitPlan.load(args.split).folds[args.fold],
-                         Path(args.split))[args.part]
-    cfg = PostProcessConfig.for_evaluation()
-    names = DEFAULT_CLASSES.names
-    views, metas, sizes = {}, None, set()
-    for w in args.weights:
-        views[w], metas, size = member_views(w, records, cfg)
-        sizes.add(size)
-        print(f"{w}: {len(records)} frames at {size[0]}x{size[1]}", flush=True)
-    if len(sizes) > 1:
-        print(f"the checkpoints were trained at different sizes {sorted(sizes)}", file=sys.stderr)
-        return 2
-    rows = []
-    for k in args.sizes or range(1, len(args.weights) + 1):
-        for subset in itertools.combinations(args.weights, k):
-            row = {"members": list(subset)}
-            for label, flips in (("fused", [0]), ("TTA", [0, 1, 2, 3])):
-                per_image = [[views[w][i][f] for w in subset for f in flips]
-                             for i in range(len(records))]
-                row[label] = score(records, per_image, metas, cfg, names)
-            rows.append(row)
-            print(f"{k}: " + " + ".join(subset) + f": sperm {100 * row['fused']['sperm']:.1f}"
-                  f" / {100 * row['TTA']['sperm']:.1f} (TTA)", flush=True)
-    print_tables(rows, args.weights, f"fold {args.fold} {args.part}")
+    plan = SplitPlan.load(args.split)
+    result: dict[str, dict] = {}
+    for fold in args.fold:
+        part = apply_fold(records, plan.folds[fold], Path(args.split))[args.part]
+        weights = [w.format(fold=fold) for w in args.weights]
+        rows = fold_rows(weights, part, args.sizes)
+        videos = sorted({r.video_id for r in part})
+        print_tables(rows, weights, f"fold {fold} {args.part} ({', '.join(videos)})")
+        result[str(fold)] = {"videos": videos, "rows": rows}
+    if len(args.fold) > 1:
+        ks = sorted({len(r["members"]) for r in result[str(args.fold[0])]["rows"]})
+        print("\nsperm AP50 (%) per fold: mean over the subsets of each size (min), fused / "
+              "+ flip TTA")
+        print("| fold | videos | " + " | ".join(f"{k} model{'s' * (k > 1)}" for k in ks)
+              + " |\n|---|---|" + "---|" * len(ks))
+        for fold, r in result.items():
+            cells = []
+            for k in ks:
+                (f, fmin, _), (t, tmin, _) = (size_summary(r["rows"], k, lab)
+                                              for lab in ("fused", "TTA"))
+                cells.append(f"{f:.1f} ({fmin:.1f}) / {t:.1f} ({tmin:.1f})")
+            print(f"| {fold} | {', '.join(r['videos'])} | " + " | ".join(cells) + " |")
     if args.out:
-        write_json(args.out, rows, indent=1)
+        write_json(args.out, result, indent=1)
         print(f"wrote {args.out}")
     print(f"({time.time() - t0:.0f} s)")
     return 0
