@@ -133,7 +133,7 @@ def test_predictor_and_eval_take_several_weights(ckpts, tmp_path, capsys):
     assert np.abs(twice.xyxy[:, None] - one.xyxy[None]).max(-1).min(1).max() < 1e-3
     np.testing.assert_allclose(np.sort(twice.conf), np.sort(one.conf), atol=1e-5)
     both = Predictor(ckpts, backend="torch", conf=0.05, tta=True)
-    assert "[m0.pt, m1.pt]" in repr(both) and "tta=True" in repr(both)
+    assert f"[{ckpts[0]}, {ckpts[1]}]" in repr(both) and "tta=True" in repr(both)
     assert len(both(img)) > 0
     with pytest.raises(UsageError, match="torch backend"):
         Predictor(ckpts, backend="onnx")

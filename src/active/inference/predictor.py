@@ -217,7 +217,7 @@ class Predictor:
 
     def __repr__(self) -> str:
         name = (self.weights.name if len(self.members) == 1 else
-                "[" + ", ".join(w.name for w in self.members) + "]")
+                "[" + ", ".join(str(w) for w in self.members) + "]")  # names may repeat
         return (f"Predictor({name}, backend={self.backend.name}, "
                 f"imgsz={self.imgsz}, classes={list(self.names)}"
                 + (", tta=True" if self.tta or self.ensemble_tta else "")
