@@ -1,0 +1,113 @@
+"""``active detect`` and ``active demo``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _predictor(args: argparse.Namespace):
+    from active.inference.predictor import Predictor
+
+    imgsz = None if args.imgsz is None else (args.imgsz * 2 if len(args.imgsz) == 1
+                                             else args.imgsz)
+    return Predictor(args.weights, backend=args.backend, device=args.device, imgsz=imgsz,
+                     conf=args.conf, iou=args.iou, max_det=args.max_det,
+                     threads=args.threads, tta=args.tta, merge=not args.no_merge,
+                     rescorer=getattr(args, "rescorer", None))
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from active.inference.detect import DetectOptions, detect
+    from active.inference.sources import FrameSource
+
+    predictor = _predictor(args)
+    out = args.out
+    if out is None:
+        src = FrameSource(args.source)
+        src.close()
+        out = Path("runs/detect") / src.stem
+    opts = DetectOptions(out=out, save_annotated=not args.no_annotated,
+                         video={"auto": None, "video": True, "images": False}[args.annotated],
+                         save_crops=args.save_crops, labels=args.labels, batch=args.batch,
+                         threads=not args.no_threads, progress=not args.quiet)
+    summary = detect(predictor, args.source, opts)
+    print(f"{predictor}")
+    print(summary.format())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from active.demo import format_truth, run_demo
+
+    summary, truth = run_demo(args.video, args.out, args.weights, args.backend, args.frames,
+                              args.seed, args.device, progress=not args.quiet)
+    print(summary.format())
+    if truth is not None:
+        print("\nagainst the synthetic clip's ground truth (IoU 0.5, score >= "
+              f"{summary.extra['score_threshold']}):")
+        print(format_truth(truth))
+    print(f"\nopen {summary.outputs.get('annotated', args.out)} to see every detection")
+    return 0
+
+
+def add_predict_args(p: argparse.ArgumentParser, weights_default: str = "default") -> None:
+    p.add_argument("--weights", nargs="+", default=[weights_default],
+                   help="checkpoint .pt, exported .onnx, or 'default' (the bundled model); "
+                        "several .pt: an ensemble, their boxes fused (PyTorch)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="auto: ONNX Runtime when the model has an exported .onnx twin, else "
+                        "PyTorch (default auto)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto (default cpu)")
+    p.add_argument("--imgsz", type=int, nargs="+", default=None, metavar="N",
+                   help="input size: H W, or one N for N x N (default: the model's)")
+    p.add_argument("--conf", type=float, default=0.25, help="score threshold (0.25)")
+    p.add_argument("--iou", type=float, default=0.45, help="DIoU-NMS IoU threshold (0.45)")
+    p.add_argument("--max-det", type=int, default=300, help="detections kept per frame (300)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation: 4 passes "
+                   "per frame, boxes fused (about 4x slower, more accurate when crowded)")
+    p.add_argument("--no-merge", action="store_true", help="plain DIoU-NMS as in the paper "
+                   "(default: each kept box is merged with the boxes it suppressed)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``detect`` and ``demo``."""
+    p = sub.add_parser("detect", help="find and count sperm and impurities in a video or images",
+                       description="Detect in SOURCE (an image, a folder of images, a glob in "
+                       "quotes, or a video) and write an annotated video (or images), "
+                       "counts.csv (one row per frame), detections.json (every box) and "
+                       "summary.json (count statistics per class, speed per stage).")
+    p.add_argument("source", help="image, folder, 'glob/*.png' or video file")
+    add_predict_args(p)
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default runs/detect/<source name>)")
+    p.add_argument("--annotated", choices=("auto", "video", "images"), default="auto",
+                   help="annotated output: video for a video source, images otherwise (auto)")
+    p.add_argument("--no-annotated", action="store_true", help="skip the annotated output")
+    p.add_argument("--save-crops", action="store_true",
+                   help="write one PNG per detection into crops/<class>/")
+    p.add_argument("--labels", action="store_true", help="class name and score beside boxes")
+    p.add_argument("--batch", type=int, default=1, help="frames per network call (1)")
+    p.add_argument("--no-threads", action="store_true",
+                   help="decode, detect and write in one thread (slower; for timing stages)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--rescorer", type=Path, default=None, help="rescore every detection with "
+                   "a crop classifier trained by 'active rescorer' for these weights")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("demo", help="detect on a synthetic clip with the bundled model",
+                       description="Render a short synthetic microscopy clip (or take VIDEO), "
+                       "run the bundled model, write the annotated video, counts.csv, "
+                       "detections.json and summary.json into --out, and compare the counts "
+                       "with the clip's ground truth.")
+    p.add_argument("video", nargs="?", default=None, help="a video of your own (optional)")
+    p.add_argument("--out", type=Path, default=Path("active-demo"), help="(default active-demo)")
+    p.add_argument("--weights", default="default", help="model (default: the bundled one)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
+    p.add_argument("--device", default="cpu", help="(default cpu)")
+    p.add_argument("--frames", type=int, default=90, help="frames of the synthetic clip (90)")
+    p.add_argument("--seed", type=int, default=2024, help="seed of the synthetic clip")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
+
