@@ -62,29 +62,31 @@ def cmd_rescorer(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_cv(args: argparse.Namespace) -> int:
-    from active.evaluation.crossval import format_table_i, load_experiment_config, run_cv
+def _experiment_config(args: argparse.Namespace):
+    """The config of ``active cv`` / ``active ablation``: --config, --set and the flag overrides."""
+    from active.evaluation.crossval import load_experiment_config
 
     overrides = list(args.set) + [f"{key}={getattr(args, flag)}" for flag, key in (
         ("data", "data.path"), ("scale", "model.scale"), ("device", "device"))
         if getattr(args, flag) is not None]
-    cfg = load_experiment_config(args.config, overrides, args.epochs)
-    result = run_cv(cfg, args.variant, args.folds, args.out, args.seed, progress=not args.quiet,
-                    only_folds=args.only_fold, tta=args.tta)
+    return load_experiment_config(args.config, overrides, args.epochs)
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from active.evaluation.crossval import format_table_i, run_cv
+
+    result = run_cv(_experiment_config(args), args.variant, args.folds, args.out, args.seed,
+                    progress=not args.quiet, only_folds=args.only_fold, tta=args.tta)
     print(format_table_i(result))
     print(f"table: {result.out / 'table.md'}; per-fold results: {result.out / 'results.json'}")
     return 0
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from active.evaluation.crossval import format_table_ii, load_experiment_config, run_ablation
+    from active.evaluation.crossval import format_table_ii, run_ablation
 
-    overrides = list(args.set) + [f"{key}={getattr(args, flag)}" for flag, key in (
-        ("data", "data.path"), ("scale", "model.scale"), ("device", "device"))
-        if getattr(args, flag) is not None]
-    cfg = load_experiment_config(args.config, overrides, args.epochs)
-    result = run_ablation(cfg, args.variant, args.folds, args.out, args.seed,
-                          progress=not args.quiet, only_folds=args.only_fold)
+    result = run_ablation(_experiment_config(args), args.variant, args.folds, args.out,
+                          args.seed, progress=not args.quiet, only_folds=args.only_fold)
     print(format_table_ii(result))
     print(f"table: {result.out / 'ablation.md'}; per-fold results: {result.out / 'results.json'}")
     return 0
