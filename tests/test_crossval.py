@@ -5,6 +5,7 @@ has no ground truth."""
 import json
 import math
 import os
+import socket
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -52,12 +53,15 @@ class FakeRuns:
 
     def __init__(self, monkeypatch):
         self.fits: list[tuple[str, tuple[str, ...], int, bool]] = []
+        self.seeds: list[int] = []  # the training seed of each fit
         self.evals = 0
+        self.fused: list[list[str]] = []  # the weights of each evaluation of several
         monkeypatch.setattr(trainer, "fit", self.fit)
         monkeypatch.setattr(report, "evaluate_checkpoint", self.evaluate)
 
     def fit(self, cfg, resume=False, progress=True):
         self.fits.append((cfg.model.variant, cfg.model.branches, cfg.data.fold, resume))
+        self.seeds.append(cfg.seed)
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
         (Path(cfg.out) / "best.pt").write_bytes(b"")
         return {"epochs": 2}
@@ -66,6 +70,10 @@ class FakeRuns:
         self.evals += 1
         videos = json.loads(Path(split).read_text())["folds"][fold][part]
         ap = 0.1 * (fold + 1) + (0.05 if kw.get("tta") else 0.0)
+        if isinstance(weights, list):  # an ensemble: a little better than its runs
+            self.fused.append([str(w) for w in weights])
+            ap += 0.01 * len(weights)
+            Path(kw["out"]).mkdir(parents=True, exist_ok=True)
         gt = {"ground_truth": 3}
         return {"videos": videos, "frames": 4 * len(videos), "ap50": {"sperm": ap,
                 "impurity": ap / 2}, "operating_point": {"per_class": {"sperm": gt,
@@ -251,6 +259,64 @@ def test_tta_row_evaluates_finished_folds_without_retraining(synth_root, tmp_pat
     again = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
                    tta=True)
     assert fake.evals == 8 and again.fold_result("active-i", 2).ap50_tta is not None
+
+
+def test_seeds_train_once_per_seed_and_fuse_each_fold(synth_root, tmp_path, monkeypatch,
+                                                       capsys):
+    """``seeds``: a run per seed (the config's seed in the plain folder), then a fused row per
+    fold once all its runs exist; a rerun does nothing, a new seed trains only that seed."""
+    fake = FakeRuns(monkeypatch)
+    out = tmp_path / "cv"
+    lines: list[str] = []
+    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append,
+                    only_folds=[0], tta=True, seeds=[0, 1, 1])
+    assert fake.fits == [("active-i", ("b1", "b2"), 0, False)] * 2 and fake.seeds == [0, 1]
+    runs = [str(out / name / "fold0" / "best.pt") for name in ("active-i", "active-i-seed1")]
+    assert fake.fused == [runs, runs]  # plain and flip TTA
+    fused = result.fold_result("active-i-2seeds", 0)
+    assert fused.members == runs and fused.weights == ""
+    assert fused.ap50["sperm"] == pytest.approx(0.12) and fused.ap50_tta["sperm"] == (
+        pytest.approx(0.17))
+    assert (out / "active-i-2seeds" / "fold0" / "test").is_dir()
+    assert not any("fold 1" in line for line in lines)  # not this process's fold
+    table = (out / "table.md").read_text()
+    for row in ("| ACTIVE-I |", "| ACTIVE-I, seed 1 |", "| ACTIVE-I, 2 seeds fused |",
+                "| ACTIVE-I, 2 seeds fused + flip TTA |"):
+        assert row in table
+    assert "'seeds fused'" in table
+    stored = json.loads((out / "results.json").read_text())["results"]
+    assert [e["members"] for e in stored if e["model"] == "active-i-2seeds"] == [runs]
+
+    # fold 1 with its seed-1 run taken by another (live) process: the fused row waits
+    (out / "active-i-seed1" / "fold1").mkdir(parents=True)
+    (out / "active-i-seed1" / "fold1" / "claim").write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": os.getppid()}))
+    lines.clear()
+    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append,
+           only_folds=[1], tta=True, seeds=[0, 1])
+    assert "active-i-2seeds fold 1: waiting for active-i-seed1" in lines
+    assert fake.seeds == [0, 1, 0]
+    (out / "active-i-seed1" / "fold1" / "claim").unlink()
+
+    evals = fake.evals  # nothing left to do for folds 0 and 1
+    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
+           only_folds=[0], tta=True, seeds=[0, 1])
+    assert len(fake.fits) == 3 and fake.evals == evals
+    # a third seed added to the finished fold: one more run, and the three of them fused
+    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
+                    only_folds=[0], seeds=[0, 1, 2])
+    assert fake.seeds == [0, 1, 0, 2] and len(fake.fused[-1]) == 3
+    assert result.fold_result("active-i-3seeds", 0).members[-1].endswith(
+        "active-i-seed2/fold0/best.pt")
+
+    with pytest.raises(ConfigError, match="cannot be fused"):
+        run_cv(_config(synth_root), ["efficientdet-d2"], folds=3, out=tmp_path / "e",
+               seeds=[0, 1])
+    assert main(["cv", "--data", str(synth_root), "--folds", "3", "--out", str(tmp_path / "c"),
+                 "--scale", "tiny", "--epochs", "1", "--quiet", "--only-fold", "1",
+                 "--seeds", "3", "4"]) == 0
+    assert "| ACTIVE-I, 2 seeds fused | " in capsys.readouterr().out
+    assert fake.seeds[-2:] == [3, 4]
 
 
 def test_tta_skips_models_that_do_their_nms_inside(synth_root, tmp_path, monkeypatch):

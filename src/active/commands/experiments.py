@@ -76,7 +76,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
     from active.evaluation.crossval import format_table_i, run_cv
 
     result = run_cv(_experiment_config(args), args.variant, args.folds, args.out, args.seed,
-                    progress=not args.quiet, only_folds=args.only_fold, tta=args.tta)
+                    progress=not args.quiet, only_folds=args.only_fold, tta=args.tta,
+                    seeds=args.seeds)
     print(format_table_i(result))
     print(f"table: {result.out / 'table.md'}; per-fold results: {result.out / 'results.json'}")
     return 0
@@ -204,6 +205,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--tta", action="store_true", help="also evaluate every fold with "
                            "flip test-time augmentation (an extra row per model; finished folds "
                            "are evaluated, not retrained)")
+            p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                           help="train every model once per training seed and add a row of "
+                           "each fold's runs fused into one ensemble (default: the config's "
+                           "seed only; its runs keep the plain folder name)")
         p.add_argument("--data", default=None, help="dataset path (data.path)")
         p.add_argument("--scale", default=None, help="model.scale: paper, s, n, tiny")
         p.add_argument("--epochs", type=int, nargs="+", default=None,

@@ -11,6 +11,11 @@ output folder holds::
     table.md            Table I (run_cv) / ablation.md: Table II (run_ablation)
     <model>/fold<i>/    the training run (best.pt, last.pt, log.csv) and test/report.json
 
+With several training seeds (``run_cv(seeds=...)``) every model is trained once per seed (the
+config's seed keeps the plain folder name, another seed ``s`` goes to ``<model>-seed<s>/``), and a
+row ``<model>-<n>seeds`` evaluates the runs of each fold fused into one
+:class:`~active.inference.ensemble.Ensemble` (its reports in ``<model>-<n>seeds/fold<i>/test``).
+
 A rerun skips the (model, fold) pairs that have a results entry and resumes a run that has a
 ``last.pt``, so an interrupted experiment continues where it stopped.
 
@@ -53,26 +58,36 @@ _PAPER_ORDER = ("impurity", "sperm")  # the paper's tables list impurity first
 class ModelSpec:
     """One row of the experiment: a variant, the DBFEN branches it is built with, and whether it
     has a second stage (``model.second_stage``; the same for every row of one experiment, so it
-    names the row, not the folder)."""
+    names the row, not the folder); ``seed``: a training seed other than the config's; ``fused``:
+    the names of the rows whose runs this row fuses (an ensemble, trained by those rows)."""
 
     variant: str
     branches: tuple[str, ...] = BOTH
     second_stage: bool = False
+    seed: int | None = None
+    fused: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        """Folder and results key: ``active-i``, or ``active-i-b1`` for a single branch."""
-        if self.branches == BOTH:
-            return self.variant
-        return f"{self.variant}-{'+'.join(self.branches)}"
+        """Folder and results key: ``active-i``, ``active-i-b1`` for a single branch,
+        ``active-i-seed1`` for another training seed, ``active-i-3seeds`` for three fused."""
+        name = self.variant if self.branches == BOTH else (
+            f"{self.variant}-{'+'.join(self.branches)}")
+        if self.fused:
+            return f"{name}-{len(self.fused)}seeds"
+        return name if self.seed is None else f"{name}-seed{self.seed}"
 
     @property
     def label(self) -> str:
-        """As the paper writes it: ``ACTIVE-I`` (``ACTIVE-I (b1)``, ``ACTIVE-I + second stage``)."""
+        """As the paper writes it: ``ACTIVE-I`` (``ACTIVE-I (b1)``, ``ACTIVE-I + second stage``),
+        then ``, seed 1`` or ``, 3 seeds fused``."""
         name = self.variant.upper()
         if self.branches != BOTH:
             name = f"{name} ({'+'.join(self.branches)})"
-        return name + (" + second stage" if self.second_stage else "")
+        name += " + second stage" if self.second_stage else ""
+        if self.fused:
+            return f"{name}, {len(self.fused)} seeds fused"
+        return name if self.seed is None else f"{name}, seed {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -151,7 +166,7 @@ def run_cv(cfg: TrainConfig, variants: Sequence[str] | None = None, folds: int =
            out: str | Path = "runs/cv", seed: int = 0,
            branches_list: Sequence[Sequence[str]] | None = None, progress: bool = True,
            log: Callable[[str], None] = print, only_folds: Sequence[int] | None = None,
-           tta: bool = False) -> CVResult:
+           tta: bool = False, seeds: Sequence[int] | None = None) -> CVResult:
     """k-fold cross-validation by video of each variant (x each branch setting); writes Table I.
 
     Args:
@@ -171,9 +186,14 @@ def run_cv(cfg: TrainConfig, variants: Sequence[str] | None = None, folds: int =
         tta: also evaluate each fold's weights with flip test-time augmentation
             (:mod:`active.inference.tta`); the table gets a "+ flip TTA" row per model. Folds
             trained before are evaluated again, not retrained.
+        seeds: train every model once per training seed (default: ``cfg.seed`` only) and, with
+            two or more, add a row of each fold's runs fused
+            (:class:`~active.inference.ensemble.Ensemble`), evaluated as soon as every seed of
+            the fold is trained. Runs of ``cfg.seed`` are the plain rows, so seeds can be added
+            to a finished experiment.
     """
     result = _run(cfg, variants, folds, Path(out), seed, branches_list, progress, log,
-                  only_folds, tta)
+                  only_folds, tta, seeds)
     write_text(result.out / "table.md", format_table_i(result) + "\n")
     return result
 
@@ -193,9 +213,10 @@ def run_ablation(cfg: TrainConfig, variant: str | None = None, folds: int = 5,
 def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, seed: int,
          branches_list: Sequence[Sequence[str]] | None, progress: bool,
          log: Callable[[str], None], only_folds: Sequence[int] | None = None,
-         tta: bool = False) -> CVResult:
+         tta: bool = False, seeds: Sequence[int] | None = None) -> CVResult:
     if only_folds is not None and not set(only_folds) <= set(range(k)):
         raise ConfigError(f"--only-fold {sorted(only_folds)}: folds are 0..{k - 1}")
+    seeds = list(dict.fromkeys(seeds)) if seeds else [cfg.seed]
     specs: list[ModelSpec] = []
     for variant in variants or [cfg.model.variant]:
         for branches in branches_list or [cfg.model.branches]:
@@ -203,9 +224,13 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
                 mcfg = replace(cfg.model, variant=variant, branches=tuple(branches))
             except ValueError as exc:
                 raise ConfigError(f"model {variant} {tuple(branches)}: {exc}") from None
-            spec = ModelSpec(mcfg.variant, mcfg.branches, mcfg.second_stage)
-            if spec not in specs:
-                specs.append(spec)
+            if len(seeds) > 1 and not supports_tta(mcfg.variant):
+                raise ConfigError(f"model {variant}: its runs of several seeds cannot be fused "
+                                  "(it does its NMS inside); train one seed at a time")
+            base = ModelSpec(mcfg.variant, mcfg.branches, mcfg.second_stage)
+            runs = [replace(base, seed=None if s == cfg.seed else s) for s in seeds]
+            fused = [replace(base, fused=tuple(r.name for r in runs))] if len(runs) > 1 else []
+            specs += [s for s in runs + fused if s not in specs]
     split_path = out / "split.json"
     plan = _split_plan(cfg, split_path, k, seed)
     store = ResultStore(out / "results.json", fingerprint(cfg))
@@ -214,7 +239,12 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
         for spec in specs:
             store.reload()
             done = store.get(spec.name, i)
-            if done is None and only_folds is not None and i not in only_folds:
+            mine = only_folds is None or i in only_folds
+            if spec.fused:  # fused as soon as its runs are there, whoever trained them
+                _fuse_fold(cfg, spec, i, out, split_path, store, settings, tta,
+                           log if mine else lambda line: None)
+                continue
+            if done is None and not mine:
                 continue  # only_folds limits training; finished folds are still re-evaluated
             spec_tta = tta and supports_tta(spec.variant)
             if tta and not spec_tta:
@@ -263,34 +293,61 @@ def _split_plan(cfg: TrainConfig, path: Path, k: int, seed: int) -> SplitPlan:
     return plan
 
 
+def _fuse_fold(cfg: TrainConfig, spec: ModelSpec, fold: int, out: Path, split_path: Path,
+               store: ResultStore, settings: dict[str, Any], tta: bool,
+               log: Callable[[str], None]) -> None:
+    """The fused row of one fold: evaluated once every run it fuses has finished the fold, and
+    again when one of those runs was replaced (or as :func:`_revisit` says)."""
+    runs = [store.get(name, fold) for name in spec.fused]
+    missing = [name for name, r in zip(spec.fused, runs, strict=True) if r is None]
+    if missing:
+        log(f"{spec.name} fold {fold}: waiting for {', '.join(missing)}")
+        return
+    members = [r.weights for r in runs if r is not None]
+    done = store.get(spec.name, fold)
+    if done is not None and done.members == members:
+        _revisit(done, cfg, settings, split_path, store, tta, log)
+        return
+    res = _evaluated(cfg, members, split_path, fold, spec.name, 0, tta,
+                     out / spec.name / f"fold{fold}")
+    store.add(res)
+    log(f"{spec.name} fold {fold}: test {', '.join(res.test_videos)}: AP50 (%) " + ", ".join(
+        f"{c} {_pct(a)}" for c, a in res.ap50.items()))
+
+
 def _revisit(done: FoldResult, cfg: TrainConfig, settings: dict[str, Any], split_path: Path,
              store: ResultStore, tta: bool, log: Callable[[str], None]) -> None:
     """A finished fold: evaluate its weights again if the evaluation settings changed (or for a
     TTA row it lacks); never train it again."""
     name = f"{done.model} fold {done.fold}"
-    here = Path(done.weights).is_file()
+    weights = done.members or [done.weights]
+    shown = " + ".join(weights)
+    where = store.path.parent / done.model / f"fold{done.fold}" if done.members else None
+    here = all(Path(w).is_file() for w in weights)
     if done.eval != settings and not here:
-        log(f"{name}: done, but its weights {done.weights} are not here: its results stay as "
+        log(f"{name}: done, but its weights {shown} are not here: its results stay as "
             f"evaluated with other settings ({_settings_diff(done.eval, settings)})")
     elif done.eval != settings:
-        log(f"{name}: done; evaluation settings changed, evaluating {done.weights} again")
-        store.add(_evaluated(cfg, done.weights, split_path, done.fold, done.model, done.epochs,
-                             tta or done.ap50_tta is not None))
+        log(f"{name}: done; evaluation settings changed, evaluating {shown} again")
+        store.add(_evaluated(cfg, weights, split_path, done.fold, done.model, done.epochs,
+                             tta or done.ap50_tta is not None, where))
     elif tta and done.ap50_tta is None and here:
-        log(f"{name}: done; evaluating {done.weights} with flip TTA")
-        store.add(replace(done, ap50_tta=_evaluate(cfg, Path(done.weights), split_path,
-                                                   done.fold, True)["ap50"]))
+        log(f"{name}: done; evaluating {shown} with flip TTA")
+        store.add(replace(done, ap50_tta=_evaluate(cfg, weights, split_path, done.fold, True,
+                                                   where)["ap50"]))
     else:
         log(f"{name}: done, skipped (results in {store.path})")
 
 
-def _evaluate(cfg: TrainConfig, weights: Path, split_path: Path, fold: int, tta: bool
-              ) -> dict[str, Any]:
-    """The report of ``weights`` on the fold's test videos (written beside the weights, in
-    ``test/`` or ``test-tta/``)."""
+def _evaluate(cfg: TrainConfig, weights: Sequence[str | Path], split_path: Path, fold: int,
+              tta: bool, where: Path | None = None) -> dict[str, Any]:
+    """The report of ``weights`` (several: fused) on the fold's test videos, written to
+    ``where`` (default: beside the one checkpoint), in ``test/`` or ``test-tta/``."""
+    where = where or Path(weights[0]).parent
     return report.evaluate_checkpoint(
-        weights, cfg.data.path, fmt=cfg.data.format, split=split_path, part="test", fold=fold,
-        out=weights.parent / ("test-tta" if tta else "test"), device=cfg.device,
+        [Path(w) for w in weights] if len(weights) > 1 else Path(weights[0]), cfg.data.path,
+        fmt=cfg.data.format, split=split_path, part="test", fold=fold,
+        out=where / ("test-tta" if tta else "test"), device=cfg.device,
         strict=cfg.data.strict,
         classes=ClassMap.from_file(cfg.data.classes) if cfg.data.classes else None,
         postprocess=cfg.eval, tta=tta)
@@ -300,7 +357,7 @@ def _run_fold(cfg: TrainConfig, spec: ModelSpec, split_path: Path, fold: int, ou
               progress: bool, log: Callable[[str], None], tta: bool = False) -> FoldResult:
     """Train (or resume) one model on one fold and evaluate it on the fold's test videos."""
     run_dir = out / spec.name / f"fold{fold}"
-    fold_cfg = replace(cfg, out=str(run_dir),
+    fold_cfg = replace(cfg, out=str(run_dir), seed=cfg.seed if spec.seed is None else spec.seed,
                        data=replace(cfg.data, split=str(split_path), fold=fold),
                        model=replace(cfg.model, variant=spec.variant, branches=spec.branches))
     resume = (run_dir / "last.pt").is_file()  # a finished run resumes to itself at once
@@ -309,7 +366,7 @@ def _run_fold(cfg: TrainConfig, spec: ModelSpec, split_path: Path, fold: int, ou
     weights = run_dir / "best.pt"
     if not weights.is_file():  # validation AP was never defined (no ground truth in val)
         weights = run_dir / "last.pt"
-    return _evaluated(cfg, str(weights), split_path, fold, spec.name,
+    return _evaluated(cfg, [str(weights)], split_path, fold, spec.name,
                       int(summary.get("epochs", 0)), tta)
 
 
@@ -322,17 +379,20 @@ def _eval_settings(cfg: TrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(cfg.eval)))  # tuples as lists, as read back
 
 
-def _evaluated(cfg: TrainConfig, weights: str, split_path: Path, fold: int, model: str,
-               epochs: int, tta: bool) -> FoldResult:
-    """The fold's results entry: ``weights`` evaluated on its test videos (and with flip TTA)."""
-    rep = _evaluate(cfg, Path(weights), split_path, fold, tta=False)
+def _evaluated(cfg: TrainConfig, weights: Sequence[str], split_path: Path, fold: int, model: str,
+               epochs: int, tta: bool, where: Path | None = None) -> FoldResult:
+    """The fold's results entry: ``weights`` (several: fused) evaluated on its test videos (and
+    with flip TTA)."""
+    rep = _evaluate(cfg, weights, split_path, fold, False, where)
     per_class = rep["operating_point"]["per_class"]
+    fused = len(weights) > 1
     return FoldResult(model, fold, list(rep["videos"]), int(rep["frames"]),
                       {c: float(a) for c, a in rep["ap50"].items()},
                       {c: int(per_class[c]["ground_truth"]) for c in rep["ap50"]},
-                      weights, epochs,
-                      _evaluate(cfg, Path(weights), split_path, fold, tta=True)["ap50"]
-                      if tta else None, _eval_settings(cfg))
+                      "" if fused else str(weights[0]), epochs,
+                      _evaluate(cfg, weights, split_path, fold, True, where)["ap50"]
+                      if tta else None, _eval_settings(cfg),
+                      [str(w) for w in weights] if fused else None)
 
 
 def _aps(r: FoldResult, tta: bool) -> dict[str, float]:
@@ -392,7 +452,10 @@ def format_table_i(result: CVResult) -> str:
              f"{result.split.seed}); mean ± sample standard deviation over the folds."
              + (" '+ flip TTA': the same weights evaluated with flip test-time augmentation "
                 "(4 views fused), not a paper setting." if any(
-                    result.has_tta(m.name) for m in result.models) else ""))
+                    result.has_tta(m.name) for m in result.models) else "")
+             + (" 'seeds fused': each fold's runs of those training seeds as one ensemble "
+                "(their boxes fused before NMS), not a paper setting." if any(
+                    m.fused for m in result.models) else ""))
     return "\n".join([title, "", *_table(header, rows), *_notes(result)])
 
 

@@ -41,6 +41,7 @@ class FoldResult:
     epochs: int = 0
     ap50_tta: dict[str, float] | None = None  # the same weights with flip TTA, when asked for
     eval: dict[str, Any] | None = None  # the post-processing the APs were made with
+    members: list[str] | None = None  # a fused row: the runs' weights (``weights`` is then "")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
