@@ -25,130 +25,39 @@ exclusively and skips the pairs others have taken, and ``results.json`` is updat
 (read, merge, rewrite). A claim left by a process that died on this host is taken over. The
 pairs go fold by fold (every model's fold 0, then fold 1, ...), so a stopped experiment has
 compared every model on the same folds.
+
+The rows, their results and the tables are :mod:`active.evaluation.cvtable` (re-exported here);
+``results.json`` and the claims are :mod:`active.evaluation.cvstore`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from active.data.classes import ClassMap
 from active.data.splits import SplitPlan, kfold_split
 from active.errors import DataError
 from active.evaluation import report
 from active.evaluation.cvstore import FoldResult, ResultStore, claim, fingerprint
+from active.evaluation.cvtable import (  # noqa: F401 (re-exported: the results and tables)
+    ABLATION_BRANCHES,
+    BOTH,
+    ClassSummary,
+    CVResult,
+    ModelSpec,
+    format_table_i,
+    format_table_ii,
+    percent,
+)
 from active.models.variants import supports_tta
 from active.training import trainer
 from active.training.config import TrainConfig
 from active.utils.config import ConfigError
 from active.utils.io import write_text
-
-BOTH = ("b1", "b2")
-ABLATION_BRANCHES: tuple[tuple[str, ...], ...] = (("b1",), ("b2",), BOTH)
-_PAPER_ORDER = ("impurity", "sperm")  # the paper's tables list impurity first
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One row of the experiment: a variant, the DBFEN branches it is built with, and whether it
-    has a second stage (``model.second_stage``; the same for every row of one experiment, so it
-    names the row, not the folder); ``seed``: a training seed other than the config's; ``fused``:
-    the names of the rows whose runs this row fuses (an ensemble, trained by those rows)."""
-
-    variant: str
-    branches: tuple[str, ...] = BOTH
-    second_stage: bool = False
-    seed: int | None = None
-    fused: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        """Folder and results key: ``active-i``, ``active-i-b1`` for a single branch,
-        ``active-i-seed1`` for another training seed, ``active-i-3seeds`` for three fused."""
-        name = self.variant if self.branches == BOTH else (
-            f"{self.variant}-{'+'.join(self.branches)}")
-        if self.fused:
-            return f"{name}-{len(self.fused)}seeds"
-        return name if self.seed is None else f"{name}-seed{self.seed}"
-
-    @property
-    def label(self) -> str:
-        """As the paper writes it: ``ACTIVE-I`` (``ACTIVE-I (b1)``, ``ACTIVE-I + second stage``),
-        then ``, seed 1`` or ``, 3 seeds fused``."""
-        name = self.variant.upper()
-        if self.branches != BOTH:
-            name = f"{name} ({'+'.join(self.branches)})"
-        name += " + second stage" if self.second_stage else ""
-        if self.fused:
-            return f"{name}, {len(self.fused)} seeds fused"
-        return name if self.seed is None else f"{name}, seed {self.seed}"
-
-
-@dataclass(frozen=True)
-class ClassSummary:
-    """Mean and sample standard deviation (ddof 1) over the folds where the class is defined."""
-
-    mean: float  # NaN when no fold has ground truth of the class
-    std: float  # NaN with fewer than two contributing folds
-    folds: int  # folds that contributed
-    total: int  # folds of the split
-
-
-@dataclass
-class CVResult:
-    """Every model's per-fold test AP50 on one split."""
-
-    out: Path
-    split: SplitPlan
-    models: list[ModelSpec]
-    results: list[FoldResult]
-
-    @property
-    def k(self) -> int:
-        return len(self.split.folds)
-
-    @property
-    def class_names(self) -> list[str]:
-        """Classes in the paper's order (impurity, sperm), then any others as evaluated."""
-        seen = list(dict.fromkeys(c for r in self.results for c in r.ap50))
-        return [c for c in _PAPER_ORDER if c in seen] + [c for c in seen if c not in _PAPER_ORDER]
-
-    def fold_result(self, model: str, fold: int) -> FoldResult | None:
-        return next((r for r in self.results if r.model == model and r.fold == fold), None)
-
-    def has_tta(self, model: str) -> bool:
-        """Whether any fold of ``model`` was also evaluated with flip TTA."""
-        return any(r.ap50_tta is not None for r in self.results if r.model == model)
-
-    def summary(self, model: str, cls: str, tta: bool = False) -> ClassSummary:
-        aps = [_aps(r, tta).get(cls, float("nan")) for r in self.results if r.model == model]
-        aps = [a for a in aps if not math.isnan(a)]
-        mean = float(np.mean(aps)) if aps else float("nan")
-        std = float(np.std(aps, ddof=1)) if len(aps) > 1 else float("nan")
-        return ClassSummary(mean, std, len(aps), self.k)
-
-    def paired_difference(self, model: str, reference: str, cls: str, tta: bool = False
-                          ) -> tuple[float, list[int]]:
-        """Mean AP50 of ``model`` minus ``reference`` over the folds where both have a value
-        for ``cls`` (NaN and no folds when they share none); ``tta``: of the flip-TTA
-        evaluations. Means over different sets of folds are not comparable when the held-out
-        videos differ as much as the shared sample's; this is."""
-        diffs, folds = [], []
-        for i in range(self.k):
-            a, b = self.fold_result(model, i), self.fold_result(reference, i)
-            if a is None or b is None:
-                continue
-            x, y = _aps(a, tta).get(cls, float("nan")), _aps(b, tta).get(cls, float("nan"))
-            if not (math.isnan(x) or math.isnan(y)):
-                diffs.append(x - y)
-                folds.append(i)
-        return (float(np.mean(diffs)) if diffs else float("nan")), folds
 
 
 def load_experiment_config(path: str | Path | None, overrides: Sequence[str] = (),
@@ -259,7 +168,7 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
                 res = _run_fold(cfg, spec, split_path, i, out, progress, log, spec_tta)
                 store.add(res)
             log(f"{spec.name} fold {i}: test {', '.join(res.test_videos)}: AP50 (%) " + ", ".join(
-                f"{c} {_pct(a)}" for c, a in res.ap50.items()))
+                f"{c} {percent(a)}" for c, a in res.ap50.items()))
     store.reload()
     results = [r for s in specs for i in range(k) if (r := store.get(s.name, i)) is not None]
     return CVResult(out, plan, specs, results)
@@ -312,7 +221,7 @@ def _fuse_fold(cfg: TrainConfig, spec: ModelSpec, fold: int, out: Path, split_pa
                      out / spec.name / f"fold{fold}")
     store.add(res)
     log(f"{spec.name} fold {fold}: test {', '.join(res.test_videos)}: AP50 (%) " + ", ".join(
-        f"{c} {_pct(a)}" for c, a in res.ap50.items()))
+        f"{c} {percent(a)}" for c, a in res.ap50.items()))
 
 
 def _revisit(done: FoldResult, cfg: TrainConfig, settings: dict[str, Any], split_path: Path,
@@ -393,89 +302,3 @@ def _evaluated(cfg: TrainConfig, weights: Sequence[str], split_path: Path, fold:
                       _evaluate(cfg, weights, split_path, fold, True, where)["ap50"]
                       if tta else None, _eval_settings(cfg),
                       [str(w) for w in weights] if fused else None)
-
-
-def _aps(r: FoldResult, tta: bool) -> dict[str, float]:
-    return (r.ap50_tta or {}) if tta else r.ap50
-
-
-def _pct(ap: float) -> str:
-    return "n/a" if math.isnan(ap) else f"{100 * ap:.2f}"
-
-
-def _mean_cell(s: ClassSummary) -> str:
-    if s.folds == 0:
-        return "n/a"
-    cell = _pct(s.mean) + (f" ± {100 * s.std:.2f}" if s.folds > 1 else "")
-    return cell + (f" ({s.folds} of {s.total} folds)" if s.folds < s.total else "")
-
-
-def _fold_cell(result: CVResult, model: str, fold: int, classes: Sequence[str],
-               tta: bool = False) -> str:
-    r = result.fold_result(model, fold)
-    if r is None or (tta and r.ap50_tta is None):
-        return "-"
-    return " / ".join(_pct(_aps(r, tta).get(c, float("nan"))) for c in classes)
-
-
-def _abbrev(name: str) -> str:
-    return {"impurity": "I", "sperm": "S"}.get(name, name)
-
-
-def _notes(result: CVResult) -> list[str]:
-    missing = [f"{r.model} fold {r.fold} ({c})" for r in result.results for c, a in r.ap50.items()
-               if math.isnan(a)]
-    if not missing:
-        return []
-    return ["", "n/a: no ground truth of the class in the fold's test videos: "
-            + "; ".join(missing) + ". Means leave those folds out."]
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(row) + " |" for row in rows)]
-
-
-def format_table_i(result: CVResult) -> str:
-    """Markdown laid out as the paper's Table I: a row per model, mean ± std of AP50 (%) per
-    class over the folds, then one column per fold (``AP_I / AP_S``)."""
-    classes = result.class_names
-    folds = range(result.k)
-    header = ["Model", *(f"AP_{_abbrev(c)} (%)" for c in classes),
-              *(f"fold {i} ({' / '.join(_abbrev(c) for c in classes)})" for i in folds)]
-    rows = [[m.label + (" + flip TTA" if tta else ""),
-             *(_mean_cell(result.summary(m.name, c, tta)) for c in classes),
-             *(_fold_cell(result, m.name, i, classes, tta) for i in folds)]
-            for m in result.models for tta in (False, True)
-            if not tta or result.has_tta(m.name)]
-    title = (f"Table I: AP50 (%) of {result.k}-fold cross-validation by video (split seed "
-             f"{result.split.seed}); mean ± sample standard deviation over the folds."
-             + (" '+ flip TTA': the same weights evaluated with flip test-time augmentation "
-                "(4 views fused), not a paper setting." if any(
-                    result.has_tta(m.name) for m in result.models) else "")
-             + (" 'seeds fused': each fold's runs of those training seeds as one ensemble "
-                "(their boxes fused before NMS), not a paper setting." if any(
-                    m.fused for m in result.models) else ""))
-    return "\n".join([title, "", *_table(header, rows), *_notes(result)])
-
-
-def format_table_ii(result: CVResult) -> str:
-    """Markdown laid out as the paper's Table II: per branch setting and class, mean ± std of
-    AP50 (%) over the folds, then one column per fold; one table per variant."""
-    classes = result.class_names
-    blocks = []
-    for variant in dict.fromkeys(m.variant for m in result.models):
-        rows = []
-        for m in (m for m in result.models if m.variant == variant):
-            marks = ["✓" if b in m.branches else "" for b in BOTH]
-            for c in classes:
-                r = [result.fold_result(m.name, i) for i in range(result.k)]
-                rows.append([*marks, c.capitalize(), _mean_cell(result.summary(m.name, c)),
-                             *("-" if x is None else _pct(x.ap50.get(c, float("nan")))
-                               for x in r)])
-        header = ["DBFEN1", "DBFEN2", "Category", "AP (%)", *(f"fold {i}" for i in
-                                                               range(result.k))]
-        blocks += [f"Table II: branch ablation of {variant.upper()}, AP50 (%) over {result.k} "
-                   f"folds by video (split seed {result.split.seed}); mean ± sample standard "
-                   "deviation over the folds.", "", *_table(header, rows), ""]
-    return "\n".join(blocks[:-1] + _notes(result))
