@@ -7,7 +7,7 @@ import math
 import os
 import socket
 import statistics
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from active.evaluation.crossval import (
     run_ablation,
     run_cv,
 )
+from active.evaluation.cvstore import ResultStore, fingerprint
 from active.models.variants import supports_tta
 from active.training import trainer
 from active.training.config import StageConfig, load_config
@@ -298,14 +299,43 @@ def test_seeds_train_once_per_seed_and_fuse_each_fold(synth_root, tmp_path, monk
     assert fake.seeds == [0, 1, 0]
     (out / "active-i-seed1" / "fold1" / "claim").unlink()
 
-    evals = fake.evals  # nothing left to do for folds 0 and 1
+    # two workers: this one trains seed 0 of fold 2 while the other finishes seed 1 of fold 1
+    # (claimed) and of fold 2; the last to end (this one) fuses both folds
+    claimed = out / "active-i-seed1" / "fold2"
+    claimed.mkdir(parents=True)
+    (claimed / "claim").write_text(json.dumps({"host": socket.gethostname(),
+                                               "pid": os.getppid()}))
+    own_fit = fake.fit
+
+    def fit_beside_the_other(cfg, resume=False, progress=True):
+        other = replace(_config(synth_root), seed=1)
+        for fold in (1, 2):
+            run_dir = out / "active-i-seed1" / f"fold{fold}"
+            own_fit(replace(other, out=str(run_dir), data=replace(other.data, fold=fold)))
+            ResultStore(out / "results.json", fingerprint(_config(synth_root))).add(FoldResult(
+                "active-i-seed1", fold, ["v"], 1, {"sperm": 0.5}, {"sperm": 1},
+                str(run_dir / "best.pt"), 2, {"sperm": 0.55},
+                json.loads(json.dumps(asdict(other.eval)))))
+        (claimed / "claim").unlink()
+        return own_fit(cfg, resume, progress)
+
+    monkeypatch.setattr(trainer, "fit", fit_beside_the_other)
+    lines.clear()
+    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append,
+                    only_folds=[2], tta=True, seeds=[0, 1])
+    assert "active-i-2seeds fold 2: waiting for active-i-seed1" not in lines  # it was done
+    assert [r.fold for r in result.results if r.model == "active-i-2seeds"] == [0, 1, 2]
+    assert sum("active-i-2seeds fold" in line and "AP50" in line for line in lines) == 2
+    monkeypatch.setattr(trainer, "fit", own_fit)
+
+    evals = fake.evals  # nothing left to do for fold 0
     run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
            only_folds=[0], tta=True, seeds=[0, 1])
-    assert len(fake.fits) == 3 and fake.evals == evals
+    assert len(fake.fits) == 6 and fake.evals == evals
     # a third seed added to the finished fold: one more run, and the three of them fused
     result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
                     only_folds=[0], seeds=[0, 1, 2])
-    assert fake.seeds == [0, 1, 0, 2] and len(fake.fused[-1]) == 3
+    assert fake.seeds == [0, 1, 0, 1, 1, 0, 2] and len(fake.fused[-1]) == 3
     assert result.fold_result("active-i-3seeds", 0).members[-1].endswith(
         "active-i-seed2/fold0/best.pt")
 

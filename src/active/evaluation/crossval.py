@@ -150,8 +150,7 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
             done = store.get(spec.name, i)
             mine = only_folds is None or i in only_folds
             if spec.fused:  # fused as soon as its runs are there, whoever trained them
-                _fuse_fold(cfg, spec, i, out, split_path, store, settings, tta,
-                           log if mine else lambda line: None)
+                _fuse_fold(cfg, spec, i, out, split_path, store, settings, tta, log, mine)
                 continue
             if done is None and not mine:
                 continue  # only_folds limits training; finished folds are still re-evaluated
@@ -161,14 +160,19 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
             if done is not None:
                 _revisit(done, cfg, settings, split_path, store, spec_tta, log)
                 continue
-            with claim(out / spec.name / f"fold{i}") as mine:
-                if not mine:
+            with claim(out / spec.name / f"fold{i}") as ours:
+                if not ours:
                     log(f"{spec.name} fold {i}: taken by another process, skipped")
                     continue
                 res = _run_fold(cfg, spec, split_path, i, out, progress, log, spec_tta)
                 store.add(res)
             log(f"{spec.name} fold {i}: test {', '.join(res.test_videos)}: AP50 (%) " + ", ".join(
                 f"{c} {percent(a)}" for c, a in res.ap50.items()))
+    for i in range(k):  # runs that other processes finished meanwhile: the last one to end fuses
+        for spec in (s for s in specs if s.fused):
+            store.reload()
+            if store.get(spec.name, i) is None:
+                _fuse_fold(cfg, spec, i, out, split_path, store, settings, tta, log, False)
     store.reload()
     results = [r for s in specs for i in range(k) if (r := store.get(s.name, i)) is not None]
     return CVResult(out, plan, specs, results)
@@ -204,13 +208,14 @@ def _split_plan(cfg: TrainConfig, path: Path, k: int, seed: int) -> SplitPlan:
 
 def _fuse_fold(cfg: TrainConfig, spec: ModelSpec, fold: int, out: Path, split_path: Path,
                store: ResultStore, settings: dict[str, Any], tta: bool,
-               log: Callable[[str], None]) -> None:
+               log: Callable[[str], None], say_waiting: bool) -> None:
     """The fused row of one fold: evaluated once every run it fuses has finished the fold, and
     again when one of those runs was replaced (or as :func:`_revisit` says)."""
     runs = [store.get(name, fold) for name in spec.fused]
     missing = [name for name, r in zip(spec.fused, runs, strict=True) if r is None]
     if missing:
-        log(f"{spec.name} fold {fold}: waiting for {', '.join(missing)}")
+        if say_waiting:
+            log(f"{spec.name} fold {fold}: waiting for {', '.join(missing)}")
         return
     members = [r.weights for r in runs if r is not None]
     done = store.get(spec.name, fold)
