@@ -127,12 +127,17 @@ def test_train_a_baseline_through_the_cli(tmp_path: Path) -> None:
     from conftest import tiny_synth
 
     root = tiny_synth(tmp_path / "synth", videos=5, frames=3)
-    code = main(["train", "--model", "faster-rcnn", "--scale", "tiny", "--data", str(root),
-                 "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet",
-                 "--set", "model.imgsz=[128, 160]", "--set", "max_steps_per_epoch=2",
-                 "--set", "stages=[{name: all, epochs: 1, batch: 2, lr: 0.001, "
-                 "freeze_backbone: false}]"])
-    assert code == 0
+    threads = torch.get_num_threads()
+    try:
+        code = main(["train", "--model", "faster-rcnn", "--scale", "tiny", "--data", str(root),
+                     "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet", "--threads", "1",
+                     "--set", "model.imgsz=[128, 160]", "--set", "max_steps_per_epoch=2",
+                     "--set", "stages=[{name: all, epochs: 1, batch: 2, lr: 0.001, "
+                     "freeze_backbone: false}]"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0 and "threads: 1" in (tmp_path / "run" / "config.yaml").read_text()
     log = (tmp_path / "run" / "log.csv").read_text()
     assert "val_ap50_sperm" in log.splitlines()[0] and len(log.splitlines()) == 2
     assert load_model(tmp_path / "run" / "best.pt")[0].config.variant == "faster-rcnn"

@@ -11,6 +11,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from active.cli import main
@@ -385,6 +386,15 @@ def test_changed_evaluation_settings_reevaluate_without_retraining(synth_root, t
     # a training setting still may not change under finished folds
     with pytest.raises(ConfigError, match="other settings"):
         run_cv(replace(cfg, seed=5), ["active-i"], folds=3, out=out, log=lambda s: None)
+    # ... but the thread count may (it is the process's, and torch takes it)
+    before = torch.get_num_threads()
+    try:
+        run_cv(replace(cfg, threads=1), ["active-i"], folds=3, out=out, log=lambda s: None)
+        assert torch.get_num_threads() == 1 and fake.evals == 6
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        replace(cfg, threads=0)
 
 
 def test_old_results_and_missing_weights(synth_root, tmp_path, monkeypatch):

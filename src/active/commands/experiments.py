@@ -15,7 +15,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for flag, key in (("data", "data.path"), ("variant", "model.variant"),
                       ("scale", "model.scale"), ("out", "out"), ("device", "device"),
                       ("weights", "init_weights"), ("seed", "seed"), ("split", "data.split"),
-                      ("fold", "data.fold")):
+                      ("fold", "data.fold"), ("threads", "threads")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
@@ -67,7 +67,8 @@ def _experiment_config(args: argparse.Namespace):
     from active.evaluation.crossval import load_experiment_config
 
     overrides = list(args.set) + [f"{key}={getattr(args, flag)}" for flag, key in (
-        ("data", "data.path"), ("scale", "model.scale"), ("device", "device"))
+        ("data", "data.path"), ("scale", "model.scale"), ("device", "device"),
+        ("threads", "threads"))
         if getattr(args, flag) is not None]
     return load_experiment_config(args.config, overrides, args.epochs)
 
@@ -111,6 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="epochs per stage (one value for every stage, or one per stage)")
     p.add_argument("--out", default=None, help="run folder (out)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (threads; default: every core)")
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set loss.assign=ratio (repeatable)")
@@ -218,6 +221,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--seed", type=int, default=0, help="seed of the assignment of videos "
                        "to folds (default 0; the training seed is the config's: --set seed=N)")
         p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 ...")
+        p.add_argument("--threads", type=int, default=None, help="CPU threads of this process "
+                       "(threads; default: every core; 1 per worker when workers share a CPU)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config field, e.g. --set loss.assign=ratio (repeatable)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -38,6 +38,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from active.data.classes import ClassMap
 from active.data.splits import SplitPlan, kfold_split
 from active.errors import DataError
@@ -126,6 +128,8 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
     if only_folds is not None and not set(only_folds) <= set(range(k)):
         raise ConfigError(f"--only-fold {sorted(only_folds)}: folds are 0..{k - 1}")
     seeds = list(dict.fromkeys(seeds)) if seeds else [cfg.seed]
+    if cfg.threads:  # the evaluations too, not only the training runs
+        torch.set_num_threads(cfg.threads)
     specs: list[ModelSpec] = []
     for variant in variants or [cfg.model.variant]:
         for branches in branches_list or [cfg.model.branches]:

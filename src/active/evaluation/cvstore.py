@@ -21,7 +21,7 @@ from active.utils.config import ConfigError
 from active.utils.io import write_json
 
 # Settings that may change between an interrupted run and its rerun without changing results.
-RUN_ONLY = ("out", "device", "data.split", "data.fold", "data.workers", "data.cache",
+RUN_ONLY = ("out", "device", "threads", "data.split", "data.fold", "data.workers", "data.cache",
              "model.variant", "model.branches", "eval")
 # "eval" (the post-processing of the AP) is kept per entry instead (FoldResult.eval): a changed
 # evaluation setting re-evaluates finished folds, it does not make them stale.

@@ -60,6 +60,9 @@ class TrainConfig:
     fit_anchors: bool = True  # k-means anchors from the training boxes before training
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    # CPU threads of the process (torch.set_num_threads); None: torch's default, every core. One
+    # per process when several runs share a CPU (e.g. two `active cv` workers on two cores).
+    threads: int | None = None
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast; fp16 only on CUDA
     ema: bool = True
     ema_decay: float = 0.999
@@ -84,6 +87,8 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0 or self.ema_ramp <= 0:
             raise ValueError(f"need 0 <= ema_decay < 1 and ema_ramp > 0, got "
                              f"{self.ema_decay} and {self.ema_ramp}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 (or null for every core), got {self.threads}")
         if self.save_every < 0:
             raise ValueError(f"save_every must be >= 0, got {self.save_every}")
         if not self.best_by:

@@ -158,6 +158,8 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     from active.training.loss import YoloCriterion
 
     out = Path(cfg.out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     run = Run(cfg, out, resume, progress)
     seed_everything(cfg.seed + run.rank)
     if (warning := precision_warning(run.device, cfg.precision)) is not None:
