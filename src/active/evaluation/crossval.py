@@ -170,8 +170,7 @@ def _run(cfg: TrainConfig, variants: Sequence[str] | None, k: int, out: Path, se
                     continue
                 res = _run_fold(cfg, spec, split_path, i, out, progress, log, spec_tta)
                 store.add(res)
-            log(f"{spec.name} fold {i}: test {', '.join(res.test_videos)}: AP50 (%) " + ", ".join(
-                f"{c} {percent(a)}" for c, a in res.ap50.items()))
+            log(_tested(res))
     for i in range(k):  # runs that other processes finished meanwhile: the last one to end fuses
         for spec in (s for s in specs if s.fused):
             store.reload()
@@ -227,10 +226,20 @@ def _fuse_fold(cfg: TrainConfig, spec: ModelSpec, fold: int, out: Path, split_pa
         _revisit(done, cfg, settings, split_path, store, tta, log)
         return
     res = _evaluated(cfg, members, split_path, fold, spec.name, 0, tta,
-                     out / spec.name / f"fold{fold}")
+                     _fused_dir(out, spec.name, fold))
     store.add(res)
-    log(f"{spec.name} fold {fold}: test {', '.join(res.test_videos)}: AP50 (%) " + ", ".join(
-        f"{c} {percent(a)}" for c, a in res.ap50.items()))
+    log(_tested(res))
+
+
+def _fused_dir(out: Path, model: str, fold: int) -> Path:
+    """Where a fused row's reports go (it has no run folder of its own)."""
+    return out / model / f"fold{fold}"
+
+
+def _tested(res: FoldResult) -> str:
+    """The log line of a finished evaluation."""
+    return (f"{res.model} fold {res.fold}: test {', '.join(res.test_videos)}: AP50 (%) "
+            + ", ".join(f"{c} {percent(a)}" for c, a in res.ap50.items()))
 
 
 def _revisit(done: FoldResult, cfg: TrainConfig, settings: dict[str, Any], split_path: Path,
@@ -240,7 +249,7 @@ def _revisit(done: FoldResult, cfg: TrainConfig, settings: dict[str, Any], split
     name = f"{done.model} fold {done.fold}"
     weights = done.members or [done.weights]
     shown = " + ".join(weights)
-    where = store.path.parent / done.model / f"fold{done.fold}" if done.members else None
+    where = _fused_dir(store.path.parent, done.model, done.fold) if done.members else None
     here = all(Path(w).is_file() for w in weights)
     if done.eval != settings and not here:
         log(f"{name}: done, but its weights {shown} are not here: its results stay as "
