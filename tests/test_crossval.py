@@ -4,10 +4,8 @@ has no ground truth."""
 
 import json
 import math
-import os
-import socket
 import statistics
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,6 @@ import yaml
 from active.cli import main
 from active.data.splits import kfold_split
 from active.errors import DataError
-from active.evaluation import report
 from active.evaluation.crossval import (
     ABLATION_BRANCHES,
     CVResult,
@@ -28,12 +25,10 @@ from active.evaluation.crossval import (
     run_ablation,
     run_cv,
 )
-from active.evaluation.cvstore import ResultStore, fingerprint
 from active.models.variants import supports_tta
-from active.training import trainer
-from active.training.config import StageConfig, load_config
 from active.utils.config import ConfigError
 from conftest import tiny_synth
+from cvfakes import FakeRuns, cv_config
 
 
 @pytest.fixture(scope="module")
@@ -41,51 +36,10 @@ def synth_root(tmp_path_factory):
     return tiny_synth(tmp_path_factory.mktemp("synth"), videos=3, frames=3)
 
 
-def _config(root, **kw):
-    cfg = load_config(overrides=[
-        "model.variant=active-i", "model.scale=tiny", "model.imgsz=[128, 160]",
-        f"data.path={root}", "warmup_steps=2", "augment.mosaic=0", "device=cpu",
-    ])
-    stages = [StageConfig("frozen", 1, 4, 2e-3, True)]  # the cheap stage: frozen backbone
-    return replace(cfg, stages=stages, max_steps_per_epoch=1, eval_every=100, **kw)
-
-
-class FakeRuns:
-    """Stands in for training and evaluation: records each call, returns made-up APs."""
-
-    def __init__(self, monkeypatch):
-        self.fits: list[tuple[str, tuple[str, ...], int, bool]] = []
-        self.seeds: list[int] = []  # the training seed of each fit
-        self.evals = 0
-        self.fused: list[list[str]] = []  # the weights of each evaluation of several
-        monkeypatch.setattr(trainer, "fit", self.fit)
-        monkeypatch.setattr(report, "evaluate_checkpoint", self.evaluate)
-
-    def fit(self, cfg, resume=False, progress=True):
-        self.fits.append((cfg.model.variant, cfg.model.branches, cfg.data.fold, resume))
-        self.seeds.append(cfg.seed)
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.out) / "best.pt").write_bytes(b"")
-        return {"epochs": 2}
-
-    def evaluate(self, weights, data, split=None, part="test", fold=0, **kw):
-        self.evals += 1
-        videos = json.loads(Path(split).read_text())["folds"][fold][part]
-        ap = 0.1 * (fold + 1) + (0.05 if kw.get("tta") else 0.0)
-        if isinstance(weights, list):  # an ensemble: a little better than its runs
-            self.fused.append([str(w) for w in weights])
-            ap += 0.01 * len(weights)
-            Path(kw["out"]).mkdir(parents=True, exist_ok=True)
-        gt = {"ground_truth": 3}
-        return {"videos": videos, "frames": 4 * len(videos), "ap50": {"sperm": ap,
-                "impurity": ap / 2}, "operating_point": {"per_class": {"sperm": gt,
-                                                                       "impurity": gt}}}
-
-
 def test_tiny_cv_tests_every_video_once_and_reruns_skip(synth_root, tmp_path, monkeypatch):
     out = tmp_path / "cv"
     lines: list[str] = []
-    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, progress=False,
+    result = run_cv(cv_config(synth_root), ["active-i"], folds=3, out=out, progress=False,
                     log=lines.append)
     assert [r.fold for r in result.results] == [0, 1, 2]
     tested = [v for r in result.results for v in r.test_videos]
@@ -102,7 +56,7 @@ def test_tiny_cv_tests_every_video_once_and_reruns_skip(synth_root, tmp_path, mo
     assert any("fold 2: test" in line for line in lines)
 
     fake = FakeRuns(monkeypatch)  # a rerun trains and evaluates nothing
-    again = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append)
+    again = run_cv(cv_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append)
     assert fake.fits == [] and fake.evals == 0
     assert [r.to_dict() for r in again.results] == [r.to_dict() for r in result.results]
     assert "done, skipped" in lines[-1]
@@ -111,18 +65,18 @@ def test_tiny_cv_tests_every_video_once_and_reruns_skip(synth_root, tmp_path, mo
     data = json.loads((out / "results.json").read_text())
     data["results"] = [e for e in data["results"] if e["fold"] != 1]
     (out / "results.json").write_text(json.dumps(data))
-    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append)
+    run_cv(cv_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append)
     assert fake.fits == [("active-i", ("b1", "b2"), 1, True)] and fake.evals == 1
 
     with pytest.raises(ConfigError, match="other settings .*seed"):
-        run_cv(_config(synth_root, seed=1), ["active-i"], folds=3, out=out, log=lines.append)
+        run_cv(cv_config(synth_root, seed=1), ["active-i"], folds=3, out=out, log=lines.append)
     with pytest.raises(DataError, match="holds 3 kfold folds"):
-        run_cv(_config(synth_root), ["active-i"], folds=4, out=out, log=lines.append)
+        run_cv(cv_config(synth_root), ["active-i"], folds=4, out=out, log=lines.append)
 
 
 def test_ablation_builds_three_branch_settings(synth_root, tmp_path, monkeypatch, capsys):
     fake = FakeRuns(monkeypatch)
-    result = run_ablation(_config(synth_root), "ACTIVE-II", folds=3, out=tmp_path, log=print)
+    result = run_ablation(cv_config(synth_root), "ACTIVE-II", folds=3, out=tmp_path, log=print)
     assert [m.branches for m in result.models] == list(ABLATION_BRANCHES)
     assert sorted(set(fake.fits)) == sorted(
         ("active-ii", b, i, False) for b in ABLATION_BRANCHES for i in range(3))
@@ -135,7 +89,7 @@ def test_ablation_builds_three_branch_settings(synth_root, tmp_path, monkeypatch
     assert table.count("| ✓ | ✓ |") == 2
 
     config = tmp_path / "run.yaml"  # the CLI calls the same function: a rerun prints the table
-    config.write_text(yaml.safe_dump(_config(synth_root).to_dict()))
+    config.write_text(yaml.safe_dump(cv_config(synth_root).to_dict()))
     capsys.readouterr()
     assert main(["ablation", "--config", str(config), "--folds", "3", "--out", str(tmp_path),
                  "--variant", "active-ii", "--quiet"]) == 0
@@ -157,7 +111,7 @@ def test_cli_cv_and_too_many_folds(synth_root, tmp_path, monkeypatch, capsys):
                  str(tmp_path / "five")]) == 2
     assert "5 folds need at least 5 videos, but the dataset has 3" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="unknown variant 'active-ix'"):
-        run_cv(_config(synth_root), ["active-ix"], folds=3, out=tmp_path / "x")
+        run_cv(cv_config(synth_root), ["active-ix"], folds=3, out=tmp_path / "x")
 
 
 def test_class_without_ground_truth_is_na_and_left_out_of_the_mean():
@@ -186,168 +140,28 @@ def test_class_without_ground_truth_is_na_and_left_out_of_the_mean():
 
 
 
-def test_parallel_processes_share_the_folds(synth_root, tmp_path, monkeypatch):
-    """A fold claimed by a live process is left to it; a dead process's claim is taken over;
-    results written by two stores at once are merged, not overwritten."""
-    import socket
-    import subprocess
-    import sys
-
-    from active.evaluation.cvstore import ResultStore
-
-    out = tmp_path / "cv"
-    fake = FakeRuns(monkeypatch)
-    host = socket.gethostname()
-    (out / "active-i" / "fold1").mkdir(parents=True)
-    (out / "active-i" / "fold1" / "claim").write_text(json.dumps({"host": host,
-                                                                  "pid": os.getppid()}))
-    lines: list[str] = []
-    result = run_cv(_config(synth_root), ["active-i", "yolov3"], folds=3, out=out,
-                    log=lines.append)
-    assert ("active-i", ("b1", "b2"), 1, False) not in fake.fits
-    assert sorted((r.model, r.fold) for r in result.results) == [
-        ("active-i", 0), ("active-i", 2), ("yolov3", 0), ("yolov3", 1), ("yolov3", 2)]
-    assert any("active-i fold 1: taken by another process" in line for line in lines)
-    assert [f[2] for f in fake.fits] == [0, 0, 1, 2, 2]  # fold by fold
-    assert list(out.glob("*/fold*/claim")) == [out / "active-i" / "fold1" / "claim"]
-
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    (out / "active-i" / "fold1" / "claim").write_text(json.dumps({"host": host,
-                                                                  "pid": int(dead)}))
-    result = run_cv(_config(synth_root), ["active-i", "yolov3"], folds=3, out=out,
-                    log=lines.append)
-    assert fake.fits[-1] == ("active-i", ("b1", "b2"), 1, False)
-    assert len(result.results) == 6 and not list(out.glob("*/fold*/claim"))
-
-    # two stores opened before either wrote: both entries survive
-    data = json.loads((out / "results.json").read_text())
-    a, b = (ResultStore(out / "results.json", data["config"]) for _ in range(2))
-    first = FoldResult.from_dict({**data["results"][0], "model": "m1"})
-    a.add(first)
-    b.add(FoldResult.from_dict({**data["results"][0], "model": "m2"}))
-    models = {e["model"] for e in json.loads((out / "results.json").read_text())["results"]}
-    assert {"m1", "m2", "active-i", "yolov3"} <= models
-
-
-def test_only_some_folds(synth_root, tmp_path, monkeypatch):
-    fake = FakeRuns(monkeypatch)
-    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=tmp_path / "cv",
-                    log=lambda s: None, only_folds=[1])
-    assert [f[2] for f in fake.fits] == [1] and [r.fold for r in result.results] == [1]
-    with pytest.raises(ConfigError, match="folds are 0..2"):
-        run_cv(_config(synth_root), ["active-i"], folds=3, out=tmp_path / "cv", only_folds=[3])
-
-
 def test_tta_row_evaluates_finished_folds_without_retraining(synth_root, tmp_path, monkeypatch):
     fake = FakeRuns(monkeypatch)
     out = tmp_path / "cv"
-    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None)
+    run_cv(cv_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None)
     assert len(fake.fits) == 3 and fake.evals == 3
     assert "flip TTA" not in (out / "table.md").read_text()
-    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
+    result = run_cv(cv_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
                     tta=True)
     assert len(fake.fits) == 3 and fake.evals == 6  # one TTA evaluation per fold, no training
     assert [r.ap50_tta["sperm"] for r in result.results] == pytest.approx([0.15, 0.25, 0.35])
     table = (out / "table.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| ACTIVE-I + flip TTA"))
     assert row.split(" | ")[2] == "25.00 ± 10.00" and "not a paper setting" in table
-    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None, tta=True)
+    run_cv(cv_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None, tta=True)
     assert fake.evals == 6  # nothing left to do
     # a new fold trained with tta evaluates both ways at once
     data = json.loads((out / "results.json").read_text())
     data["results"] = [e for e in data["results"] if e["fold"] != 2]
     (out / "results.json").write_text(json.dumps(data))
-    again = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
+    again = run_cv(cv_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
                    tta=True)
     assert fake.evals == 8 and again.fold_result("active-i", 2).ap50_tta is not None
-
-
-def test_seeds_train_once_per_seed_and_fuse_each_fold(synth_root, tmp_path, monkeypatch,
-                                                       capsys):
-    """``seeds``: a run per seed (the config's seed in the plain folder), then a fused row per
-    fold once all its runs exist; a rerun does nothing, a new seed trains only that seed."""
-    fake = FakeRuns(monkeypatch)
-    out = tmp_path / "cv"
-    lines: list[str] = []
-    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append,
-                    only_folds=[0], tta=True, seeds=[0, 1, 1])
-    assert fake.fits == [("active-i", ("b1", "b2"), 0, False)] * 2 and fake.seeds == [0, 1]
-    runs = [str(out / name / "fold0" / "best.pt") for name in ("active-i", "active-i-seed1")]
-    assert fake.fused == [runs, runs]  # plain and flip TTA
-    fused = result.fold_result("active-i-2seeds", 0)
-    assert fused.members == runs and fused.weights == ""
-    assert fused.ap50["sperm"] == pytest.approx(0.12) and fused.ap50_tta["sperm"] == (
-        pytest.approx(0.17))
-    assert (out / "active-i-2seeds" / "fold0" / "test").is_dir()
-    assert not any("fold 1" in line for line in lines)  # not this process's fold
-    table = (out / "table.md").read_text()
-    for row in ("| ACTIVE-I |", "| ACTIVE-I, seed 1 |", "| ACTIVE-I, 2 seeds fused |",
-                "| ACTIVE-I, 2 seeds fused + flip TTA |"):
-        assert row in table
-    assert "'seeds fused'" in table
-    stored = json.loads((out / "results.json").read_text())["results"]
-    assert [e["members"] for e in stored if e["model"] == "active-i-2seeds"] == [runs]
-
-    # fold 1 with its seed-1 run taken by another (live) process: the fused row waits
-    (out / "active-i-seed1" / "fold1").mkdir(parents=True)
-    (out / "active-i-seed1" / "fold1" / "claim").write_text(json.dumps(
-        {"host": socket.gethostname(), "pid": os.getppid()}))
-    lines.clear()
-    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append,
-           only_folds=[1], tta=True, seeds=[0, 1])
-    assert "active-i-2seeds fold 1: waiting for active-i-seed1" in lines
-    assert fake.seeds == [0, 1, 0]
-    (out / "active-i-seed1" / "fold1" / "claim").unlink()
-
-    # two workers: this one trains seed 0 of fold 2 while the other finishes seed 1 of fold 1
-    # (claimed) and of fold 2; the last to end (this one) fuses both folds
-    claimed = out / "active-i-seed1" / "fold2"
-    claimed.mkdir(parents=True)
-    (claimed / "claim").write_text(json.dumps({"host": socket.gethostname(),
-                                               "pid": os.getppid()}))
-    own_fit = fake.fit
-
-    def fit_beside_the_other(cfg, resume=False, progress=True):
-        other = replace(_config(synth_root), seed=1)
-        for fold in (1, 2):
-            run_dir = out / "active-i-seed1" / f"fold{fold}"
-            own_fit(replace(other, out=str(run_dir), data=replace(other.data, fold=fold)))
-            ResultStore(out / "results.json", fingerprint(_config(synth_root))).add(FoldResult(
-                "active-i-seed1", fold, ["v"], 1, {"sperm": 0.5}, {"sperm": 1},
-                str(run_dir / "best.pt"), 2, {"sperm": 0.55},
-                json.loads(json.dumps(asdict(other.eval)))))
-        (claimed / "claim").unlink()
-        return own_fit(cfg, resume, progress)
-
-    monkeypatch.setattr(trainer, "fit", fit_beside_the_other)
-    lines.clear()
-    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lines.append,
-                    only_folds=[2], tta=True, seeds=[0, 1])
-    assert "active-i-2seeds fold 2: waiting for active-i-seed1" not in lines  # it was done
-    assert [r.fold for r in result.results if r.model == "active-i-2seeds"] == [0, 1, 2]
-    assert sum("active-i-2seeds fold" in line and "AP50" in line for line in lines) == 2
-    monkeypatch.setattr(trainer, "fit", own_fit)
-
-    evals = fake.evals  # nothing left to do for fold 0
-    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
-           only_folds=[0], tta=True, seeds=[0, 1])
-    assert len(fake.fits) == 6 and fake.evals == evals
-    # a third seed added to the finished fold: one more run, and the three of them fused
-    result = run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None,
-                    only_folds=[0], seeds=[0, 1, 2])
-    assert fake.seeds == [0, 1, 0, 1, 1, 0, 2] and len(fake.fused[-1]) == 3
-    assert result.fold_result("active-i-3seeds", 0).members[-1].endswith(
-        "active-i-seed2/fold0/best.pt")
-
-    with pytest.raises(ConfigError, match="cannot be fused"):
-        run_cv(_config(synth_root), ["efficientdet-d2"], folds=3, out=tmp_path / "e",
-               seeds=[0, 1])
-    assert main(["cv", "--data", str(synth_root), "--folds", "3", "--out", str(tmp_path / "c"),
-                 "--scale", "tiny", "--epochs", "1", "--quiet", "--only-fold", "1",
-                 "--seeds", "3", "4"]) == 0
-    assert "| ACTIVE-I, 2 seeds fused | " in capsys.readouterr().out
-    assert fake.seeds[-2:] == [3, 4]
 
 
 def test_tta_skips_models_that_do_their_nms_inside(synth_root, tmp_path, monkeypatch):
@@ -356,7 +170,7 @@ def test_tta_skips_models_that_do_their_nms_inside(synth_root, tmp_path, monkeyp
     after training)."""
     fake = FakeRuns(monkeypatch)
     lines: list[str] = []
-    result = run_cv(_config(synth_root), ["active-i", "efficientdet-d2"], folds=3,
+    result = run_cv(cv_config(synth_root), ["active-i", "efficientdet-d2"], folds=3,
                     out=tmp_path / "cv", log=lines.append, only_folds=[0], tta=True)
     assert [f[0] for f in fake.fits] == ["active-i", "efficientdet-d2"] and fake.evals == 3
     assert result.fold_result("active-i", 0).ap50_tta is not None
@@ -371,9 +185,9 @@ def test_changed_evaluation_settings_reevaluate_without_retraining(synth_root, t
                                                                    monkeypatch):
     fake = FakeRuns(monkeypatch)
     out = tmp_path / "cv"
-    run_cv(_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None)
+    run_cv(cv_config(synth_root), ["active-i"], folds=3, out=out, log=lambda s: None)
     assert len(fake.fits) == 3 and fake.evals == 3
-    cfg = _config(synth_root)
+    cfg = cv_config(synth_root)
     cfg = replace(cfg, eval=replace(cfg.eval, merge=False))
     lines: list[str] = []
     result = run_cv(cfg, ["active-i"], folds=3, out=out, log=lines.append, only_folds=[])
@@ -402,7 +216,7 @@ def test_old_results_and_missing_weights(synth_root, tmp_path, monkeypatch):
     gone keeps its results (with a message) instead of failing the whole experiment."""
     fake = FakeRuns(monkeypatch)
     out = tmp_path / "cv"
-    cfg = _config(synth_root)
+    cfg = cv_config(synth_root)
     run_cv(cfg, ["active-i"], folds=3, out=out, log=lambda s: None)
     data = json.loads((out / "results.json").read_text())
     data["config"]["eval"] = {k: v for k, v in data["results"][0]["eval"].items()
@@ -426,7 +240,7 @@ def test_results_written_before_a_setting_existed(synth_root, tmp_path, monkeypa
     at the default continues it, a run that sets the field otherwise is refused."""
     fake = FakeRuns(monkeypatch)
     out = tmp_path / "cv"
-    cfg = _config(synth_root)
+    cfg = cv_config(synth_root)
     run_cv(cfg, ["active-i"], folds=3, out=out, log=lambda s: None, only_folds=[0])
     data = json.loads((out / "results.json").read_text())
     del data["config"]["model"]["second_stage"]  # as a file written before the field
