@@ -235,7 +235,7 @@ def measure_costs(models: list[str], cfg: Any, out: Path, mem_steps: int, runs: 
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["active-i", "yolov3", "yolov4"])
     ap.add_argument("--config", type=Path, default=Path("configs/svia-cpu.yaml"))
@@ -268,100 +268,117 @@ def main(argv: list[str] | None = None) -> None:
                     help="where the accuracy runs were trained (for the table's heading)")
     ap.add_argument("--_train-mem", nargs=5, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_infer-mem", nargs=2, default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args._train_mem:
-        m, s, h, w, b = args._train_mem
-        print(*measure_train_memory(m, s, (int(h), int(w)), int(b), args.mem_steps))
-        return
-    if args._infer_mem:
-        print(measure_infer_memory(*args._infer_mem))  # one value
-        return
+    return ap.parse_args(argv)
 
-    from active.evaluation.crossval import format_table_i, load_experiment_config, run_cv
-    from active.utils.io import write_between, write_json
 
-    cfg = load_experiment_config(args.config, args.set, args.epochs)
-    # --no-train: no fold is trained; the table takes the results already in --out
-    result = run_cv(cfg, args.models, args.folds, args.out, progress=not args.quiet,
-                    only_folds=[] if args.no_train else None, tta=args.tta)
-    print(format_table_i(result))
-    spe = steps_per_epoch(cfg, args.out / "split.json", args.folds)
-    imgsz = tuple(cfg.model.imgsz)
-    scale = cfg.model.scale
+def remeasure(args: argparse.Namespace, cfg: Any, result: Any, cached: dict[str, Any]) -> None:
+    """``--remeasure-memory`` / ``--remeasure-latency``: measure those columns of the cached
+    costs again, in place, keeping the rest (the step time stays the quiet machine's)."""
+    costs = cached["models"]
+    if args.remeasure_memory:
+        for name in args.models:
+            weights, _ = latency_weights(result, args.out, name, cfg)
+            mem = measure_memory(name, cfg, weights, args.mem_steps)
+            del mem["s_per_step"]
+            costs[name].update(mem)
+            print(f"{name}: +{costs[name]['train_mem_mb']:.0f} MB training, "
+                  f"+{costs[name]['infer_mem_mb']:.0f} MB inference", flush=True)
+        cached["memory_measured"] = time.strftime("%Y-%m-%d %H:%M")
+    if args.remeasure_latency:
+        found = {name: latency_weights(result, args.out, name, cfg) for name in args.models}
+        lat = measure_latency({n: w for n, (w, _) in found.items()}, args.runs)
+        for name, (ms_torch, ms_onnx) in lat.items():
+            fold = found[name][1]
+            costs[name].update(ms_torch=ms_torch, ms_onnx=ms_onnx, weights_fold=fold,
+                               trained_weights=fold is not None)
+            print(f"{name}: {ms_torch:.1f} ms torch, {ms_onnx:.1f} ms ONNX Runtime ("
+                  + ("untrained" if fold is None else f"fold {fold}") + " weights)", flush=True)
+        cached["latency_measured"] = time.strftime("%Y-%m-%d %H:%M")
+
+
+def costs_of(args: argparse.Namespace, cfg: Any, result: Any) -> dict[str, Any]:
+    """The costs cache (``key``, ``measured``, ``models``: name -> costs): reused from
+    ``--costs`` when it holds every model at this scale, input size and batch (and remeasured
+    where asked), else measured here and written."""
+    from active.utils.io import write_json
+
     costs_file = args.costs or args.out / "costs.json"
-    key = f"{scale} {imgsz[0]}x{imgsz[1]} batch {cfg.stages[0].batch}"
+    h, w = cfg.model.imgsz
+    key = f"{cfg.model.scale} {h}x{w} batch {cfg.stages[0].batch}"
     cached = json.loads(costs_file.read_text()) if costs_file.is_file() else {}
     if cached.get("key") == key and set(args.models) <= set(cached.get("models", {})):
-        costs = cached["models"]
         print(f"costs: reused from {costs_file} (measured {cached['measured']})")
-        if args.remeasure_memory:
-            for name in args.models:
-                weights, _ = latency_weights(result, args.out, name, cfg)
-                mem = measure_memory(name, cfg, weights, args.mem_steps)
-                del mem["s_per_step"]  # keep the step time measured on the quiet machine
-                costs[name].update(mem)
-                print(f"{name}: +{costs[name]['train_mem_mb']:.0f} MB training, "
-                      f"+{costs[name]['infer_mem_mb']:.0f} MB inference", flush=True)
-            cached["memory_measured"] = time.strftime("%Y-%m-%d %H:%M")
-        if args.remeasure_latency:
-            found = {name: latency_weights(result, args.out, name, cfg)
-                     for name in args.models}
-            lat = measure_latency({n: w for n, (w, _) in found.items()}, args.runs)
-            for name, (ms_torch, ms_onnx) in lat.items():
-                fold = found[name][1]
-                costs[name].update(ms_torch=ms_torch, ms_onnx=ms_onnx, weights_fold=fold,
-                                   trained_weights=fold is not None)
-                print(f"{name}: {ms_torch:.1f} ms torch, {ms_onnx:.1f} ms ONNX Runtime ("
-                      + ("untrained" if fold is None else f"fold {fold}") + " weights)",
-                      flush=True)
-            cached["latency_measured"] = time.strftime("%Y-%m-%d %H:%M")
         if args.remeasure_memory or args.remeasure_latency:
+            remeasure(args, cfg, result, cached)
             write_json(costs_file, cached)
-    else:
-        costs = measure_costs(args.models, cfg, args.out, args.mem_steps, args.runs, result)
-        cached = {"key": key, "measured": time.strftime("%Y-%m-%d %H:%M"), "models": costs}
-        write_json(costs_file, cached)
+        return cached
+    costs = measure_costs(args.models, cfg, args.out, args.mem_steps, args.runs, result)
+    cached = {"key": key, "measured": time.strftime("%Y-%m-%d %H:%M"), "models": costs}
+    write_json(costs_file, cached)
+    return cached
+
+
+def logged_s_per_epoch(out: Path, name: str, folds: int) -> float:
+    """Median epoch time over the training logs (``log.csv``) of ``name``'s folds under ``out``."""
+    secs: list[float] = []
+    for fold in range(folds):
+        log = out / name / f"fold{fold}" / "log.csv"
+        if log.is_file():
+            lines = log.read_text().splitlines()
+            col = lines[0].split(",").index("seconds")
+            secs += [float(r.split(",")[col]) for r in lines[1:]]
+    return statistics.median(secs) if secs else float("nan")
+
+
+def table_rows(models: list[str], result: Any, costs: dict[str, Any], out: Path,
+               spe: float) -> dict[str, dict[str, Any]]:
+    """One row per model: its costs, accuracy means, fold-0 AP and the paired differences to
+    the first model (plain and flip TTA)."""
     rows: dict[str, dict[str, Any]] = {}
-    for name in args.models:
+    for name in models:
         row = dict(costs[name])
         row["s_per_epoch"] = row["s_per_step"] * spe
-        secs = []
-        for fold in range(result.k):
-            log = args.out / name / f"fold{fold}" / "log.csv"
-            if log.is_file():
-                lines = log.read_text().splitlines()
-                col = lines[0].split(",").index("seconds")
-                secs += [float(r.split(",")[col]) for r in lines[1:]]
-        row["logged_s_per_epoch"] = statistics.median(secs) if secs else float("nan")
+        row["logged_s_per_epoch"] = logged_s_per_epoch(out, name, result.k)
         for cls in ("sperm", "impurity"):
             row[f"ap50_{cls}"] = result.summary(name, cls).mean
         row["folds"] = result.summary(name, "sperm").folds
         first = result.fold_result(name, 0)
         row["ap50_sperm_fold0"] = first.ap50.get("sperm", float("nan")) if first else float("nan")
         row["delta_sperm"], row["delta_folds"] = result.paired_difference(
-            name, args.models[0], "sperm")
+            name, models[0], "sperm")
         row["delta_sperm_tta"], row["delta_folds_tta"] = result.paired_difference(
-            name, args.models[0], "sperm", tta=True)
+            name, models[0], "sperm", tta=True)
         rows[name] = row
+    return rows
 
-    def f(v: float, d: int = 1) -> str:
-        return "n/a" if v != v else f"{v:.{d}f}"
 
+def _f(v: float, d: int = 1) -> str:
+    return "n/a" if v != v else f"{v:.{d}f}"
+
+
+def format_table(args: argparse.Namespace, argv: list[str], cfg: Any, result: Any,
+                 rows: dict[str, dict[str, Any]], cached: dict[str, Any], spe: float) -> str:
+    """The Markdown block: how and where it was measured, the comparison table, the per-fold
+    table (the paper's Table I layout)."""
+    from active.evaluation.crossval import format_table_i
+
+    h, w = cfg.model.imgsz
+    weights = ", ".join(
+        f"{n}: " + (f"fold {r['weights_fold']}" if r.get("weights_fold") is not None
+                    else "trained" if r["trained_weights"] else "untrained")
+        for n, r in rows.items())
     head = (f"{args.folds} folds by video of `{cfg.data.path}`, config `{args.config}` "
-            f"(scale {scale}, input {imgsz[1]}x{imgsz[0]}), {platform.machine()}, "
+            f"(scale {cfg.model.scale}, input {w}x{h}), {platform.machine()}, "
             f"{os.cpu_count()} cores, torch {torch.__version__}, "
             f"{time.strftime('%Y-%m-%d %H:%M')}.\n"
-            f"Command: `python scripts/bench_models.py {' '.join(argv or sys.argv[1:])}`\n"
+            f"Command: `python scripts/bench_models.py {' '.join(argv)}`\n"
             f"Accuracy: test AP50 (%), mean over the folds, trained on "
             f"{args.trained_on or 'this machine'}; s/epoch here: median training step here x "
             f"{spe:.1f} steps per epoch (mean over the folds); logged s/epoch: from the training "
             f"runs' log.csv; difference to {args.models[0]}: mean over the folds both "
-            f"finished. Latency on "
-            + ", ".join(f"{n}: " + (f"fold {r['weights_fold']}" if r.get("weights_fold") is not None
-                                    else "trained" if r["trained_weights"] else "untrained")
-                        for n, r in rows.items())
-            + " weights" + (f" (latency measured {cached['latency_measured']})"
-                            if cached.get("latency_measured") else "") + ".\n")
+            f"finished. Latency on {weights} weights"
+            + (f" (latency measured {cached['latency_measured']})"
+               if cached.get("latency_measured") else "") + ".\n")
     ref = args.models[0]
     with_tta = any(result.has_tta(name) for name in args.models)
 
@@ -381,18 +398,21 @@ def main(argv: list[str] | None = None) -> None:
              "---|---|"]
     for name, r in rows.items():
         tta_cell = f" {delta(name, r, '_tta')} |" if with_tta else ""
-        lines.append(f"| {name} | {f(100 * r['ap50_sperm_fold0'])} | "
-                     f"{f(100 * r['ap50_sperm'])} ({r['folds']}) | {delta(name, r)} |{tta_cell} "
-                     f"{f(100 * r['ap50_impurity'])} | "
-                     f"{f(r['params_m'], 2)} | {f(r['gflops'], 2)} | {f(r['s_per_epoch'])} | "
-                     f"{f(r['logged_s_per_epoch'])} | "
-                     f"{f(r['train_mem_mb'], 0)} | {f(r['ms_torch'])} | {f(r['ms_onnx'])} | "
-                     f"{f(r.get('infer_mem_mb', float('nan')), 0)} |")
+        lines.append(f"| {name} | {_f(100 * r['ap50_sperm_fold0'])} | "
+                     f"{_f(100 * r['ap50_sperm'])} ({r['folds']}) | {delta(name, r)} |"
+                     f"{tta_cell} {_f(100 * r['ap50_impurity'])} | "
+                     f"{_f(r['params_m'], 2)} | {_f(r['gflops'], 2)} | {_f(r['s_per_epoch'])} | "
+                     f"{_f(r['logged_s_per_epoch'])} | "
+                     f"{_f(r['train_mem_mb'], 0)} | {_f(r['ms_torch'])} | {_f(r['ms_onnx'])} | "
+                     f"{_f(r.get('infer_mem_mb', float('nan')), 0)} |")
     lines += ["", "Per fold (the held-out video of each fold: `split.json`):", "",
               format_table_i(result)]
-    table = "\n".join(lines)
-    print(table)
-    write_json(args.out / "comparison.json", rows)
+    return "\n".join(lines)
+
+
+def plot(rows: dict[str, dict[str, Any]], paths: list[Path]) -> None:
+    """AP50 sperm on fold 0 against batch-1 latency (ONNX Runtime where exported), one point per
+    model that has a fold-0 result, saved to every path in ``paths``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -410,15 +430,44 @@ def main(argv: list[str] | None = None) -> None:
     ax.set_ylabel("AP50 sperm, fold 0 (%)")
     ax.set_xscale("log")
     fig.tight_layout()
-    fig.savefig(args.out / "ap_vs_latency.png", dpi=120)
-    if args.doc:
-        img = args.doc.parent / "img" / "comparison_ap_vs_latency.png"
-        img.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(img, dpi=120)
-        plot = os.path.relpath(img, args.doc.parent)
-        block = table + f"\n\n![AP50 against latency]({plot})"
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args._train_mem:
+        m, s, h, w, b = args._train_mem
+        print(*measure_train_memory(m, s, (int(h), int(w)), int(b), args.mem_steps))
+        return
+    if args._infer_mem:
+        print(measure_infer_memory(*args._infer_mem))  # one value
+        return
+
+    from active.evaluation.crossval import format_table_i, load_experiment_config, run_cv
+    from active.utils.io import write_between, write_json
+
+    cfg = load_experiment_config(args.config, args.set, args.epochs)
+    # --no-train: no fold is trained; the table takes the results already in --out
+    result = run_cv(cfg, args.models, args.folds, args.out, progress=not args.quiet,
+                    only_folds=[] if args.no_train else None, tta=args.tta)
+    print(format_table_i(result))
+    spe = steps_per_epoch(cfg, args.out / "split.json", args.folds)
+    cached = costs_of(args, cfg, result)
+    rows = table_rows(args.models, result, cached["models"], args.out, spe)
+    table = format_table(args, sys.argv[1:] if argv is None else argv, cfg, result, rows,
+                         cached, spe)
+    print(table)
+    write_json(args.out / "comparison.json", rows)
+    img = args.doc.parent / "img" / "comparison_ap_vs_latency.png" if args.doc else None
+    plot(rows, [args.out / "ap_vs_latency.png"] + ([img] if img else []))
+    if args.doc and img:
+        block = table + f"\n\n![AP50 against latency]({os.path.relpath(img, args.doc.parent)})"
         write_between(args.doc, "<!-- comparison-table -->", "<!-- /comparison-table -->", block,
                       heading="" if args.doc.is_file() else "# The comparison")
+
 
 if __name__ == "__main__":
     main()
