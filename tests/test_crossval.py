@@ -131,6 +131,10 @@ def test_class_without_ground_truth_is_na_and_left_out_of_the_mean():
     one = CVResult(Path("."), result.split, result.models, [replace(
         result.results[0], ap50={"sperm": nan, "impurity": 0.5})])
     assert "| ACTIVE-IV | 50.00 (1 of 3 folds) | n/a | 50.00 / n/a | - | - |" in format_table_i(one)
+    # a model with nothing evaluated yet: "-" as its fold cells, not "n/a" (no ground truth)
+    waiting = CVResult(Path("."), result.split, [*result.models, ModelSpec("active-i")],
+                       result.results)
+    assert "| ACTIVE-I | - | - | - | - | - |" in format_table_i(waiting)
     assert "|  | ✓ | Impurity |" not in format_table_ii(result)
     assert "| ✓ | ✓ | Impurity | 30.00 ± 14.14 (2 of 3 folds) | 40.00 | n/a | 20.00 |" in \
         format_table_ii(result)

@@ -64,6 +64,7 @@ class ClassSummary:
     std: float  # NaN with fewer than two contributing folds
     folds: int  # folds that contributed
     total: int  # folds of the split
+    evaluated: int = 0  # folds with a result of the model at all (with the class or not)
 
 
 @dataclass
@@ -93,11 +94,12 @@ class CVResult:
         return any(r.ap50_tta is not None for r in self.results if r.model == model)
 
     def summary(self, model: str, cls: str, tta: bool = False) -> ClassSummary:
-        aps = [_aps(r, tta).get(cls, float("nan")) for r in self.results if r.model == model]
-        aps = [a for a in aps if not math.isnan(a)]
+        evaluated = [_aps(r, tta) for r in self.results if r.model == model
+                     and (not tta or r.ap50_tta is not None)]
+        aps = [a for a in (e.get(cls, float("nan")) for e in evaluated) if not math.isnan(a)]
         mean = float(np.mean(aps)) if aps else float("nan")
         std = float(np.std(aps, ddof=1)) if len(aps) > 1 else float("nan")
-        return ClassSummary(mean, std, len(aps), self.k)
+        return ClassSummary(mean, std, len(aps), self.k, len(evaluated))
 
     def paired_difference(self, model: str, reference: str, cls: str, tta: bool = False
                           ) -> tuple[float, list[int]]:
@@ -127,6 +129,8 @@ def percent(ap: float) -> str:
 
 
 def _mean_cell(s: ClassSummary) -> str:
+    if s.evaluated == 0:
+        return "-"  # nothing evaluated yet, as a fold cell without a result
     if s.folds == 0:
         return "n/a"
     cell = percent(s.mean) + (f" ± {100 * s.std:.2f}" if s.folds > 1 else "")
