@@ -4,6 +4,7 @@ has no ground truth."""
 
 import json
 import math
+import shutil
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -107,6 +108,27 @@ def test_cli_cv_and_too_many_folds(synth_root, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "| ACTIVE-I |" in out and "| ACTIVE-IV |" in out and len(fake.fits) == 6
     assert (tmp_path / "table.md").read_text().strip() in out
+
+    # --no-train on kept results without their weights: the same table, nothing run
+    args = ["cv", "--data", str(synth_root), "--folds", "3", "--variant", "active-i",
+            "active-iv", "--scale", "tiny", "--epochs", "1", "--quiet", "--no-train"]
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for name in ("results.json", "split.json"):
+        shutil.copy(tmp_path / name, kept / name)
+    for run in ("active-i", "active-iv"):
+        shutil.rmtree(tmp_path / run)
+    fits, evals = len(fake.fits), fake.evals
+    assert main([*args, "--out", str(kept), "--tta"]) == 0
+    assert (len(fake.fits), fake.evals) == (fits, evals)
+    assert (kept / "table.md").read_text() == (tmp_path / "table.md").read_text()
+    assert "active-iv fold 2: done, but its weights" in capsys.readouterr().out  # no TTA
+    assert main([*args, "--out", str(tmp_path / "empty")]) == 0  # nothing to tabulate yet
+    assert "| ACTIVE-I | - | - | - | - | - |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(kept), "--only-fold", "1"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
     assert main(["cv", "--data", str(synth_root), "--folds", "5", "--out",
                  str(tmp_path / "five")]) == 2
     assert "5 folds need at least 5 videos, but the dataset has 3" in capsys.readouterr().err

@@ -73,11 +73,16 @@ def _experiment_config(args: argparse.Namespace):
     return load_experiment_config(args.config, overrides, args.epochs)
 
 
+def _only_folds(args: argparse.Namespace) -> list[int] | None:
+    """The folds this process may train: --only-fold's, none with --no-train, else all."""
+    return [] if args.no_train else args.only_fold
+
+
 def cmd_cv(args: argparse.Namespace) -> int:
     from active.evaluation.crossval import format_table_i, run_cv
 
     result = run_cv(_experiment_config(args), args.variant, args.folds, args.out, args.seed,
-                    progress=not args.quiet, only_folds=args.only_fold, tta=args.tta,
+                    progress=not args.quiet, only_folds=_only_folds(args), tta=args.tta,
                     seeds=args.seeds)
     print(format_table_i(result))
     print(f"table: {result.out / 'table.md'}; per-fold results: {result.out / 'results.json'}")
@@ -88,7 +93,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     from active.evaluation.crossval import format_table_ii, run_ablation
 
     result = run_ablation(_experiment_config(args), args.variant, args.folds, args.out,
-                          args.seed, progress=not args.quiet, only_folds=args.only_fold)
+                          args.seed, progress=not args.quiet, only_folds=_only_folds(args))
     print(format_table_ii(result))
     print(f"table: {result.out / 'ablation.md'}; per-fold results: {result.out / 'results.json'}")
     return 0
@@ -195,9 +200,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--config", type=Path, default=None, help="YAML config (see configs/)")
         p.add_argument("--folds", type=int, default=5, help="k, from 3 to the number of videos "
                        "(default 5)")
-        p.add_argument("--only-fold", type=int, nargs="+", default=None, metavar="I",
-                       help="train only these folds (0-based), e.g. to spread the experiment "
-                       "over machines; several processes may also share one output folder")
+        which = p.add_mutually_exclusive_group()
+        which.add_argument("--only-fold", type=int, nargs="+", default=None, metavar="I",
+                           help="train only these folds (0-based), e.g. to spread the "
+                           "experiment over machines; several processes may also share one "
+                           "output folder")
+        which.add_argument("--no-train", action="store_true",
+                           help="train nothing: tabulate the results already in --out (e.g. a "
+                           "kept results.json without its weights; finished folds are "
+                           "evaluated again only where their weights are here and the "
+                           "evaluation settings changed)")
         if ablation:
             p.add_argument("--variant", default=None,
                            help="model.variant to ablate (default: the config's)")

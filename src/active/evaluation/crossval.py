@@ -262,6 +262,8 @@ def _revisit(done: FoldResult, cfg: TrainConfig, settings: dict[str, Any], split
         log(f"{name}: done; evaluating {shown} with flip TTA")
         store.add(replace(done, ap50_tta=_evaluate(cfg, weights, split_path, done.fold, True,
                                                    where)["ap50"]))
+    elif tta and done.ap50_tta is None:
+        log(f"{name}: done, but its weights {shown} are not here: no flip TTA evaluation")
     else:
         log(f"{name}: done, skipped (results in {store.path})")
 

@@ -82,8 +82,9 @@ class CVResult:
 
     @property
     def class_names(self) -> list[str]:
-        """Classes in the paper's order (impurity, sperm), then any others as evaluated."""
-        seen = list(dict.fromkeys(c for r in self.results for c in r.ap50))
+        """Classes in the paper's order (impurity, sperm), then any others as evaluated (the
+        paper's two while nothing is evaluated yet)."""
+        seen = list(dict.fromkeys(c for r in self.results for c in r.ap50)) or list(_PAPER_ORDER)
         return [c for c in _PAPER_ORDER if c in seen] + [c for c in seen if c not in _PAPER_ORDER]
 
     def fold_result(self, model: str, fold: int) -> FoldResult | None:
