@@ -29,6 +29,7 @@ process unless said otherwise:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -324,9 +325,8 @@ def logged_s_per_epoch(out: Path, name: str, folds: int) -> float:
     for fold in range(folds):
         log = out / name / f"fold{fold}" / "log.csv"
         if log.is_file():
-            lines = log.read_text().splitlines()
-            col = lines[0].split(",").index("seconds")
-            secs += [float(r.split(",")[col]) for r in lines[1:]]
+            with log.open(newline="") as fh:
+                secs += [float(row["seconds"]) for row in csv.DictReader(fh)]
     return statistics.median(secs) if secs else float("nan")
 
 
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.out / "comparison.json", rows)
     img = args.doc.parent / "img" / "comparison_ap_vs_latency.png" if args.doc else None
     plot(rows, [args.out / "ap_vs_latency.png"] + ([img] if img else []))
-    if args.doc and img:
+    if img:
         block = table + f"\n\n![AP50 against latency]({os.path.relpath(img, args.doc.parent)})"
         write_between(args.doc, "<!-- comparison-table -->", "<!-- /comparison-table -->", block,
                       heading="" if args.doc.is_file() else "# The comparison")
