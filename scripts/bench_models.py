@@ -24,6 +24,10 @@ process unless said otherwise:
   depends on them), else on untrained weights; ``--remeasure-latency`` measures it again, e.g.
   once trained weights have arrived;
 - peak inference memory: the same for loading the model and 5 predictions (PyTorch backend).
+
+``--costs-only`` trains and tabulates no accuracy and writes the cost table alone (between the
+doc's ``comparison-costs`` markers): every model's costs side by side on one machine, for an
+accuracy table whose runs were made on several.
 """
 
 from __future__ import annotations
@@ -265,6 +269,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="also evaluate every fold's weights with flip TTA (models that give "
                     "candidates before NMS); adds a column of the TTA difference to the first "
                     "model")
+    ap.add_argument("--costs-only", action="store_true",
+                    help="train and tabulate no accuracy: the costs table alone (written "
+                    "between the doc's 'comparison-costs' markers), e.g. to measure every model "
+                    "side by side on one machine when the accuracy runs were made elsewhere")
     ap.add_argument("--trained-on", default=None,
                     help="where the accuracy runs were trained (for the table's heading)")
     ap.add_argument("--_train-mem", nargs=5, default=None, help=argparse.SUPPRESS)
@@ -410,6 +418,39 @@ def format_table(args: argparse.Namespace, argv: list[str], cfg: Any, result: An
     return "\n".join(lines)
 
 
+def format_costs_table(args: argparse.Namespace, argv: list[str], cfg: Any,
+                       rows: dict[str, dict[str, Any]], cached: dict[str, Any],
+                       spe: float) -> str:
+    """``--costs-only``: the cost columns alone, with how and where they were measured."""
+    h, w = cfg.model.imgsz
+    weights = ", ".join(f"{n}: " + (f"fold {r['weights_fold']}" if r.get("weights_fold")
+                                    is not None else "untrained") for n, r in rows.items())
+    lines = [f"Costs at scale {cfg.model.scale}, input {w}x{h}, batch {cfg.stages[0].batch}, "
+             f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+             f"measured {cached['measured']} in one run"
+             + "".join(f", {what} again {cached[key]}" for what, key in (
+                 ("memory", "memory_measured"), ("latency", "latency_measured")) if key in cached)
+             + " (latency: round robin over the models).\n"
+             f"Command: `python scripts/bench_models.py {' '.join(argv)}`\n"
+             f"s/epoch here: median training step x {spe:.1f} steps per epoch (mean over the "
+             f"folds of `{args.out / 'split.json'}`); latency at batch 1 on {weights} "
+             f"weights; ratios: to {args.models[0]}.\n",
+             "| model | params (M) | GFLOPs | s/epoch here | train peak +RSS (MB) | ms torch | "
+             "ms ONNX RT | torch / ONNX RT latency vs " + args.models[0] + " | infer peak "
+             "+RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    ref = rows[args.models[0]]
+    ref_ms = ref["ms_onnx"] if ref["ms_onnx"] == ref["ms_onnx"] else ref["ms_torch"]
+    for name, r in rows.items():
+        best = r["ms_onnx"] if r["ms_onnx"] == r["ms_onnx"] else r["ms_torch"]
+        lines.append(f"| {name} | {_f(r['params_m'], 2)} | {_f(r['gflops'], 2)} | "
+                     f"{_f(r['s_per_epoch'])} | {_f(r['train_mem_mb'], 0)} | "
+                     f"{_f(r['ms_torch'])} | {_f(r['ms_onnx'])} | "
+                     f"{r['ms_torch'] / ref['ms_torch']:.2f}x / {best / ref_ms:.2f}x | "
+                     f"{_f(r.get('infer_mem_mb', float('nan')), 0)} |")
+    return "\n".join(lines)
+
+
 def plot(rows: dict[str, dict[str, Any]], paths: list[Path]) -> None:
     """AP50 sperm on fold 0 against batch-1 latency (ONNX Runtime where exported), one point per
     model that has a fold-0 result, saved to every path in ``paths``."""
@@ -450,12 +491,24 @@ def main(argv: list[str] | None = None) -> None:
     from active.utils.io import write_between, write_json
 
     cfg = load_experiment_config(args.config, args.set, args.epochs)
-    # --no-train: no fold is trained; the table takes the results already in --out
+    # --no-train / --costs-only: no fold is trained; the table takes the results already in --out
     result = run_cv(cfg, args.models, args.folds, args.out, progress=not args.quiet,
-                    only_folds=[] if args.no_train else None, tta=args.tta)
-    print(format_table_i(result))
+                    only_folds=[] if args.no_train or args.costs_only else None,
+                    tta=args.tta and not args.costs_only)
     spe = steps_per_epoch(cfg, args.out / "split.json", args.folds)
     cached = costs_of(args, cfg, result)
+    if args.costs_only:
+        rows = {name: {**cached["models"][name],
+                       "s_per_epoch": cached["models"][name]["s_per_step"] * spe}
+                for name in args.models}
+        table = format_costs_table(args, sys.argv[1:] if argv is None else argv, cfg, rows,
+                                   cached, spe)
+        print(table)
+        if args.doc:
+            write_between(args.doc, "<!-- comparison-costs -->", "<!-- /comparison-costs -->",
+                          table, heading="" if args.doc.is_file() else "# The comparison")
+        return
+    print(format_table_i(result))
     rows = table_rows(args.models, result, cached["models"], args.out, spe)
     table = format_table(args, sys.argv[1:] if argv is None else argv, cfg, result, rows,
                          cached, spe)

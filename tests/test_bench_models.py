@@ -86,3 +86,16 @@ def test_benchmark_table_costs_cache_doc_and_plot(tiny_config: Path, tmp_path: P
     assert "costs: reused" in capsys.readouterr().out
     assert json.loads((out / "costs.json").read_text()) == costs
     assert _row(doc.read_text(), "yolov3")[1:4] == cells[1:4]
+
+    # --costs-only: the cost columns alone, from the same cache, in their own doc block
+    bench.main(argv + ["--costs-only"])
+    assert "costs: reused" in capsys.readouterr().out
+    text = doc.read_text()
+    assert _row(text, "yolov3")[1:4] == cells[1:4]  # the accuracy block is left as it was
+    block = text.split("<!-- comparison-costs -->\n", 1)[1].split("<!-- /comparison-costs -->")[0]
+    assert "AP50" not in block and "Table I" not in block
+    ref, other = _row(block, "active-i"), _row(block, "yolov3")
+    assert float(ref[1]) == pytest.approx(rows["active-i"]["params_m"], abs=0.01)
+    ratio = rows["yolov3"]["ms_torch"] / rows["active-i"]["ms_torch"]
+    assert other[7].split(" / ")[0] == f"{ratio:.2f}x"
+    assert ref[7] == "1.00x / 1.00x"
