@@ -434,9 +434,11 @@ def format_costs_table(args: argparse.Namespace, argv: list[str], cfg: Any,
              f"Command: `python scripts/bench_models.py {' '.join(argv)}`\n"
              f"s/epoch here: median training step x {spe:.1f} steps per epoch (mean over the "
              f"folds of `{args.out / 'split.json'}`); latency at batch 1 on {weights} "
-             f"weights; ratios: to {args.models[0]}.\n",
+             f"weights; latency ratios to {args.models[0]}: PyTorch against PyTorch, and "
+             f"each model's ONNX Runtime time (its PyTorch time where it does not export) "
+             f"against {args.models[0]}'s.\n",
              "| model | params (M) | GFLOPs | s/epoch here | train peak +RSS (MB) | ms torch | "
-             "ms ONNX RT | torch / ONNX RT latency vs " + args.models[0] + " | infer peak "
+             "ms ONNX RT | latency vs " + args.models[0] + ": torch / ONNX RT where exported | infer peak "
              "+RSS (MB) |",
              "|---|---|---|---|---|---|---|---|---|"]
     ref = rows[args.models[0]]
