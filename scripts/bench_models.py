@@ -438,8 +438,8 @@ def format_costs_table(args: argparse.Namespace, argv: list[str], cfg: Any,
              f"each model's ONNX Runtime time (its PyTorch time where it does not export) "
              f"against {args.models[0]}'s.\n",
              "| model | params (M) | GFLOPs | s/epoch here | train peak +RSS (MB) | ms torch | "
-             "ms ONNX RT | latency vs " + args.models[0] + ": torch / ONNX RT where exported | infer peak "
-             "+RSS (MB) |",
+             "ms ONNX RT | latency vs " + args.models[0]
+             + ": torch / ONNX RT where exported | infer peak +RSS (MB) |",
              "|---|---|---|---|---|---|---|---|---|"]
     ref = rows[args.models[0]]
     ref_ms = ref["ms_onnx"] if ref["ms_onnx"] == ref["ms_onnx"] else ref["ms_torch"]
