@@ -170,7 +170,8 @@ def format_summary(rows: list[Row], reference: str, command: str) -> str:
                   + ", ".join(f"{v:+.1f}" for v in per.values()) + ")")
         lines.append(f"| {by_fold[next(iter(by_fold))].label} | " + " | ".join(cells)
                      + f" | {spread} | {vs} |")
-    lines += [""] + [f"{MARKS[i % len(MARKS)]} {n}" for i, n in enumerate(notes)]
+    if notes:
+        lines += [""] + [f"{MARKS[i % len(MARKS)]} {n}" for i, n in enumerate(notes)]
     tta = _models(rows, "tta")
     if tta:
         lines += ["", "With flip TTA (the same weights, four mirrored views fused; not a paper "
