@@ -2,12 +2,14 @@
 
 >>> from active import Predictor          # doctest: +SKIP
 >>> Predictor()(frame).counts()           # the bundled model on an RGB frame
+>>> from active import analyze, Calibration                           # doctest: +SKIP
+>>> analyze(["sample.mp4"], Calibration(um_per_px=0.35, chamber_depth_um=20)).motility
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Predictor", "Results", "__version__"]
+__all__ = ["Calibration", "Predictor", "Results", "__version__", "analyze"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import active` stays light (no torch import)
@@ -19,4 +21,8 @@ def __getattr__(name: str) -> Any:  # lazy: `import active` stays light (no torc
         from active.inference.results import Results
 
         return Results
+    if name in ("analyze", "Calibration"):
+        import active.analysis
+
+        return getattr(active.analysis, name)
     raise AttributeError(f"module 'active' has no attribute {name!r}")

@@ -23,6 +23,9 @@ class VideoInfo:
     frames: int
     width: int
     height: int
+    #: False when the container states no usable frame rate (``fps`` then holds 30.0, a
+    #: placeholder for playback only: anything measured in seconds must ask the user instead).
+    fps_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class VideoReader:
             frames=int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)),
             width=int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             height=int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            fps_known=0 < fps <= 1000,
         )
         if self.info.width <= 0 or self.info.height <= 0:
             self.close()

@@ -1,0 +1,153 @@
+"""``active analyze``: detect in every video of a sample, then track, measure, grade and count,
+and write the report.
+
+>>> from active import analyze                                          # doctest: +SKIP
+>>> result = analyze(["S_0001.mp4"], Calibration(um_per_px=0.35, chamber_depth_um=20))
+>>> result.concentration.m_per_ml, result.motility.progressive_pct
+
+Outputs in ``out`` (each written to a temporary name, then renamed)::
+
+    report.html          the sample's report (self-contained, printable)
+    summary.json         every sample number, machine-readable (``schema_version``)
+    tracks.csv           frame, time, track id, class, x/y in px and µm, box, score
+    kinematics.csv       one row per track: WHO kinematics and grade
+    videos/<name>/annotated.mp4   track ids and tails coloured by grade
+    videos/<name>/counts.csv, detections.json, summary.json   the detector's own outputs
+
+Every video is checked (readable, a usable frame rate or ``--fps``) before any is analysed, so a
+bad input fails at once and writes nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from active.analysis.calibration import Calibration
+from active.analysis.grades import GradeConfig
+from active.analysis.outputs import write_tables
+from active.analysis.sample import SampleAnalysis, analyze_detections, combine_sample
+from active.analysis.tracking import TrackerConfig
+from active.data.video import VideoReader
+from active.errors import UsageError, VideoError
+
+
+@dataclass
+class AnalyzeOptions:
+    """How ``analyze`` runs and what it writes."""
+
+    weights: str | Path = "default"
+    backend: str = "auto"
+    conf: float | None = None
+    threads: int | None = None
+    annotated: bool = True
+    report: bool = True
+    progress: bool = False
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    grading: GradeConfig = field(default_factory=GradeConfig)
+    window: int = 5
+
+
+def video_rate(path: Path, calibration: Calibration) -> tuple[float, str]:
+    """The frame rate to use for ``path`` and where it came from; an error when there is none."""
+    with VideoReader(path) as video:
+        info = video.info
+    if calibration.fps is not None:
+        return calibration.fps, "--fps"
+    if not info.fps_known:
+        raise UsageError(f"{path}: the video states no usable frame rate; give it with --fps "
+                         "(speeds and grades are per second)")
+    return info.fps, "container"
+
+
+def _model_info(predictor: Any) -> dict[str, Any]:
+    from active.inference.predictor import file_sha256
+
+    weights = Path(str(predictor.weights))
+    return {"weights": weights.name, "sha256": file_sha256(weights)[:16] if weights.is_file()
+            else None, "backend": predictor.backend.name, "imgsz": list(predictor.imgsz),
+            "score_threshold": float(getattr(predictor, "conf", 0.25)),
+            "classes": list(predictor.names)}
+
+
+def analyze(videos: Sequence[str | Path], calibration: Calibration | None = None,
+            out: str | Path | None = None, sample_id: str | None = None,
+            options: AnalyzeOptions | None = None) -> SampleAnalysis:
+    """Analyse one sample recorded in ``videos`` (replicate fields); write its outputs into
+    ``out`` when given. Returns the typed result (``.motility``, ``.concentration``,
+    ``.videos[i].tracks``, ``.to_json()``)."""
+    from active.inference.predictor import Predictor
+
+    cal = calibration or Calibration()
+    opts = options or AnalyzeOptions()
+    paths = [Path(v) for v in videos]
+    if not paths:
+        raise UsageError("analyze needs at least one video")
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        raise UsageError("two videos of one sample have the same file name: "
+                         + ", ".join(sorted({n for n in names if names.count(n) > 1})))
+    rates = [video_rate(p, cal) for p in paths]  # fail before any work
+    sample_id = sample_id or paths[0].stem
+    out_dir = Path(out) if out is not None else None
+    kwargs: dict[str, Any] = {"backend": opts.backend, "threads": opts.threads}
+    if opts.conf is not None:
+        kwargs["conf"] = opts.conf
+    predictor = Predictor(opts.weights, **kwargs)
+    with tempfile.TemporaryDirectory(prefix="active-analyze-") as scratch:
+        sample, first_frames = _run(paths, rates, cal, predictor, opts, out_dir, Path(scratch))
+    sample.sample_id = sample_id
+    if out_dir is not None:
+        write_tables(sample, out_dir)
+        if opts.report:
+            from active.analysis.report import write_report
+
+            write_report(sample, out_dir, first_frames)
+    return sample
+
+
+def _run(paths: list[Path], rates: list[tuple[float, str]], cal: Calibration, predictor: Any,
+         opts: AnalyzeOptions, out_dir: Path | None, scratch: Path
+         ) -> tuple[SampleAnalysis, dict[str, np.ndarray | None]]:
+    from active.inference.detect import DetectOptions, detect
+
+    analyses = []
+    first_frames: dict[str, np.ndarray | None] = {}
+    for path, (fps, fps_from) in zip(paths, rates, strict=True):
+        boxes: list[np.ndarray] = []
+        classes: list[np.ndarray] = []
+        scores: list[np.ndarray] = []
+        size: list[tuple[int, int]] = []
+
+        def keep(frame: Any, r: Any) -> None:
+            if not size:
+                size.append((int(r.shape[1]), int(r.shape[0])))
+                first_frames[str(path)] = frame.image
+            boxes.append(r.xyxy)
+            classes.append(r.cls)
+            scores.append(r.conf)
+
+        det_dir = (out_dir if out_dir is not None else scratch) / "videos" / path.stem
+        t0 = time.perf_counter()
+        detect(predictor, path, DetectOptions(out=det_dir, save_annotated=False,
+                                              progress=opts.progress), keep)
+        t1 = time.perf_counter()
+        if not boxes:
+            raise VideoError(path, "no frame could be decoded")
+        va = analyze_detections(boxes, classes, scores, predictor.names, size[0], fps, cal,
+                                str(path), fps_from, opts.tracker, opts.grading, opts.window)
+        va.seconds = {"detection": t1 - t0, **va.seconds}
+        if out_dir is not None and opts.annotated:
+            from active.analysis.annotate import write_annotated_video
+
+            t2 = time.perf_counter()
+            write_annotated_video(path, va, det_dir / "annotated.mp4", fps)
+            va.seconds["annotated_video"] = time.perf_counter() - t2
+        analyses.append(va)
+    return combine_sample("", cal, analyses, _model_info(predictor)), first_frames

@@ -1,0 +1,97 @@
+"""``active analyze``: a sample's videos -> tracks, WHO grades, kinematics, concentration, report."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from active.analysis.calibration import check_depth, check_dilution, check_fps, check_um_per_px
+from active.errors import UsageError
+
+
+def _checked(check: Callable[[float, str], object], flag: str) -> Callable[[str], float]:
+    """An argparse type that validates with ``check`` (argparse then names the flag, exit 2)."""
+
+    def parse(text: str) -> float:
+        try:
+            check(text, flag)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag} ")) from exc
+        return float(text)
+
+    parse.__name__ = flag.lstrip("-")
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from exc
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _score(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"a score threshold is between 0 and 1, got {v}")
+    return v
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from active.analysis import AnalyzeOptions, Calibration, analyze
+    from active.analysis.report_text import format_sample
+
+    cal = Calibration(um_per_px=args.um_per_px, fps=args.fps,
+                      chamber_depth_um=args.chamber_depth, dilution=args.dilution)
+    sample_id = args.sample or Path(args.videos[0]).stem
+    out = args.out if args.out is not None else Path("runs/analyze") / sample_id
+    opts = AnalyzeOptions(weights=args.weights, backend=args.backend, conf=args.conf,
+                          threads=args.threads, annotated=not args.no_video,
+                          progress=not args.quiet)
+    sample = analyze(args.videos, cal, out, sample_id, opts)
+    print(format_sample(sample))
+    print(f"\nreport: {out / 'report.html'}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "analyze", help="semen analysis of a sample's videos: motility grades, kinematics, "
+        "concentration and a report",
+        description="Detect sperm in every frame of each VIDEO (replicate fields of one sample), "
+        "link them into tracks, remove the fluid's drift, measure WHO kinematics (VCL, VSL, VAP, "
+        "LIN, STR, WOB, ALH, BCF, MAD), grade motility (WHO 6th ed.) and compute the "
+        "concentration; write report.html, summary.json, tracks.csv, kinematics.csv and "
+        "annotated videos into --out. Without --um-per-px distances stay in pixels and no grade "
+        "or concentration is computed (docs/analysis.md).")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="videos of one sample")
+    p.add_argument("--um-per-px", type=_checked(check_um_per_px, "--um-per-px"), default=None,
+                   metavar="X", help="micrometres per pixel of the microscope and camera "
+                   "(measure with a stage micrometer); required for µm/s, grades, concentration")
+    p.add_argument("--fps", type=_checked(check_fps, "--fps"), default=None, metavar="F",
+                   help="frame rate, overriding the video's own (needed when it states none)")
+    p.add_argument("--chamber-depth", type=_checked(check_depth, "--chamber-depth"),
+                   default=None, metavar="UM", help="counting chamber depth in µm (e.g. 20 for "
+                   "Leja, 10 for Makler); required for concentration")
+    p.add_argument("--dilution", type=_checked(check_dilution, "--dilution"), default=1.0,
+                   metavar="D", help="dilution factor of the loaded semen (1 = neat; default 1)")
+    p.add_argument("--sample", default=None, metavar="ID", help="sample id (default: the first "
+                   "video's name)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default "
+                   "runs/analyze/<sample>)")
+    p.add_argument("--weights", default="default", help="detector: 'default' (bundled), .pt or "
+                   ".onnx")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
+    p.add_argument("--conf", type=_score, default=None, help="score threshold (default: the "
+                   "model's, 0.25)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads")
+    p.add_argument("--no-video", action="store_true", help="skip the annotated videos")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_analyze)
