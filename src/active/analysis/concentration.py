@@ -6,7 +6,7 @@ the field's mean count per frame, not the sum over frames. The interval is the e
 Poisson interval on that number, summed over the sample's fields; WHO asks for at least 200
 cells per replicate before a concentration is read with confidence.
 
-    concentration [10^6/mL] = cells per field / (area_um2 * depth_um * 1e-12 mL/µm³) * dilution / 1e6
+    concentration [10^6/mL] = cells / (area_um2 * depth_um * 1e-12 mL/µm³) * dilution / 1e6
 """
 
 from __future__ import annotations

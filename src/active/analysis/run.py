@@ -112,6 +112,25 @@ def analyze(videos: Sequence[str | Path], calibration: Calibration | None = None
     return sample
 
 
+@dataclass
+class _Collected:
+    """The detector's output for one video, frame by frame (and its first frame, for plots)."""
+
+    boxes: list[np.ndarray] = field(default_factory=list)
+    classes: list[np.ndarray] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)
+    first: np.ndarray | None = None
+
+    def keep(self, frame: Any, r: Any) -> None:
+        if self.first is None:
+            self.size = (int(r.shape[1]), int(r.shape[0]))
+            self.first = frame.image
+        self.boxes.append(r.xyxy)
+        self.classes.append(r.cls)
+        self.scores.append(r.conf)
+
+
 def _run(paths: list[Path], rates: list[tuple[float, str]], cal: Calibration, predictor: Any,
          opts: AnalyzeOptions, out_dir: Path | None, scratch: Path
          ) -> tuple[SampleAnalysis, dict[str, np.ndarray | None]]:
@@ -120,27 +139,17 @@ def _run(paths: list[Path], rates: list[tuple[float, str]], cal: Calibration, pr
     analyses = []
     first_frames: dict[str, np.ndarray | None] = {}
     for path, (fps, fps_from) in zip(paths, rates, strict=True):
-        boxes: list[np.ndarray] = []
-        classes: list[np.ndarray] = []
-        scores: list[np.ndarray] = []
-        size: list[tuple[int, int]] = []
-
-        def keep(frame: Any, r: Any) -> None:
-            if not size:
-                size.append((int(r.shape[1]), int(r.shape[0])))
-                first_frames[str(path)] = frame.image
-            boxes.append(r.xyxy)
-            classes.append(r.cls)
-            scores.append(r.conf)
-
+        got = _Collected()
         det_dir = (out_dir if out_dir is not None else scratch) / "videos" / path.stem
         t0 = time.perf_counter()
         detect(predictor, path, DetectOptions(out=det_dir, save_annotated=False,
-                                              progress=opts.progress), keep)
+                                              progress=opts.progress), got.keep)
         t1 = time.perf_counter()
-        if not boxes:
+        if not got.boxes:
             raise VideoError(path, "no frame could be decoded")
-        va = analyze_detections(boxes, classes, scores, predictor.names, size[0], fps, cal,
+        first_frames[str(path)] = got.first
+        va = analyze_detections(got.boxes, got.classes, got.scores, predictor.names, got.size,
+                                fps, cal,
                                 str(path), fps_from, opts.tracker, opts.grading, opts.window)
         va.seconds = {"detection": t1 - t0, **va.seconds}
         if out_dir is not None and opts.annotated:

@@ -1,4 +1,5 @@
-"""``active analyze``: a sample's videos -> tracks, WHO grades, kinematics, concentration, report."""
+"""``active analyze``: a sample's videos -> tracks, WHO grades, kinematics, concentration and
+the report."""
 
 from __future__ import annotations
 
