@@ -104,12 +104,19 @@ def analyze(videos: Sequence[str | Path], calibration: Calibration | None = None
         sample, first_frames = _run(paths, rates, cal, predictor, opts, out_dir, Path(scratch))
     sample.sample_id = sample_id
     if out_dir is not None:
-        write_tables(sample, out_dir)
-        if opts.report:
-            from active.analysis.report import write_report
-
-            write_report(sample, out_dir, first_frames)
+        write_outputs(sample, out_dir, first_frames, opts.report)
     return sample
+
+
+def write_outputs(sample: SampleAnalysis, out: Path, first_frames: dict[str, np.ndarray | None],
+                  report: bool = True) -> dict[str, str]:
+    """Write the tables and (``report``) report.html into ``out``; returns the paths."""
+    paths = write_tables(sample, out)
+    if report:
+        from active.analysis.report import write_report
+
+        paths["report"] = str(write_report(sample, out, first_frames))
+    return paths
 
 
 @dataclass

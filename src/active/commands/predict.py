@@ -38,7 +38,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from active.demo import format_truth, run_demo
+    from active.demo import format_analysis, format_truth, run_demo
 
     summary, truth = run_demo(args.video, args.out, args.weights, args.backend, args.frames,
                               args.seed, args.device, progress=not args.quiet)
@@ -47,6 +47,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("\nagainst the synthetic clip's ground truth (IoU 0.5, score >= "
               f"{summary.extra['score_threshold']}):")
         print(format_truth(truth))
+        print("\nsemen analysis of the clip (tracks, WHO grades, concentration) against its "
+              "truth:")
+        print(format_analysis(truth["analysis"]))
     print(f"\nopen {summary.outputs.get('annotated', args.out)} to see every detection")
     return 0
 
@@ -100,13 +103,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Render a short synthetic microscopy clip (or take VIDEO), "
                        "run the bundled model, write the annotated video, counts.csv, "
                        "detections.json and summary.json into --out, and compare the counts "
-                       "with the clip's ground truth.")
+                       "with the clip's ground truth; then analyse the clip (tracks, WHO grades, "
+                       "concentration, report in --out/analysis) and compare with its truth.")
     p.add_argument("video", nargs="?", default=None, help="a video of your own (optional)")
     p.add_argument("--out", type=Path, default=Path("active-demo"), help="(default active-demo)")
     p.add_argument("--weights", default="default", help="model (default: the bundled one)")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
     p.add_argument("--device", default="cpu", help="(default cpu)")
-    p.add_argument("--frames", type=int, default=90, help="frames of the synthetic clip (90)")
+    p.add_argument("--frames", type=int, default=150, help="frames of the synthetic clip (150: "
+                   "5 s, so that tracks of 1 s can be graded)")
     p.add_argument("--seed", type=int, default=2024, help="seed of the synthetic clip")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)

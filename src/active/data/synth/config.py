@@ -1,9 +1,11 @@
 """Every knob of the synthetic microscopy generator, as one typed dataclass.
 
-Units: lengths in pixels, speeds in pixels per frame (``fps`` converts to pixels per second),
-grey levels on the 0-255 scale. A ``(lo, hi)`` pair is a range sampled uniformly per object (or per
-video for the ``*_in_view`` counts). The defaults imitate SVIA subset-A (698x528, 30 fps, phase
-contrast, grey, low contrast); ``scripts/calibrate_synth.py`` measures how close they come.
+Units: lengths in pixels unless the name says ``_um``; speeds in pixels per frame unless the name
+says ``_um_per_s`` (those are converted with ``um_per_px`` and ``fps``, so the motility grades
+stay physical whatever the frame rate); grey levels on the 0-255 scale. A ``(lo, hi)`` pair is a
+range sampled uniformly per object (or per video for the ``*_in_view`` counts and the fluid
+drift). The defaults imitate SVIA subset-A (698x528, 30 fps, phase contrast, grey, low
+contrast); ``scripts/calibrate_synth.py`` measures how close they come.
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ from typing import Any
 
 Range = tuple[float, float]
 
-#: Motility types, in the order of :attr:`SynthConfig.motility_mix`.
-MOTILITY_TYPES = ("progressive", "non_progressive", "immotile")
+#: Motility grades of the WHO manual (6th edition, 2021), in the order of
+#: :attr:`SynthConfig.motility_mix`.
+MOTILITY_TYPES = ("rapid_progressive", "slow_progressive", "non_progressive", "immotile")
+#: The grades that swim somewhere (the ones that leave the field and get replaced).
+PROGRESSIVE_TYPES = MOTILITY_TYPES[:2]
+
+#: WHO grade limits on net progression (µm/s): rapid >= 25, slow 5 to < 25, non-progressive < 5.
+RAPID_MIN_UM_PER_S = 25.0
+PROGRESSIVE_MIN_UM_PER_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -30,25 +39,40 @@ class SynthConfig:
     #: Objects spawn this far outside the frame so that they (and their tails) enter smoothly.
     margin: float = 70.0
 
+    # Physical scale. At 0.35 µm/px a 12-20 px head box (rim included) is 4-7 µm, the size of a
+    # human sperm head; SVIA gives no scale, so this is the assumption every µm value rests on.
+    um_per_px: float = 0.35
+    #: Depth of the counting chamber (µm): the frame area times this is the volume the sperm in
+    #: view live in, which turns sperm per frame into a concentration (20 µm: a Leja-type slide).
+    chamber_depth_um: float = 20.0
+
     # How many objects are in view, drawn once per video (per frame, whatever its size: scale
-    # these with the frame area for small frames).
+    # these with the frame area for small frames). ``sperm_in_view`` sets the concentration.
     sperm_in_view: Range = (12.0, 62.0)
     impurities_in_view: Range = (0.0, 3.0)
     dots_in_view: Range = (60.0, 140.0)
 
-    # Motility: the mix (progressive, non-progressive, immotile) and the speeds along the path.
-    motility_mix: tuple[float, float, float] = (0.45, 0.2, 0.35)
-    progressive_speed: Range = (3.0, 9.0)
+    #: One drift of the whole fluid per video (magnitude from this range, random direction),
+    #: added to every object: immotile sperm and debris are markers of it.
+    fluid_drift_um_per_s: Range = (0.0, 6.0)
+
+    # Motility: the mix over MOTILITY_TYPES and each grade's motion, relative to the fluid. The
+    # ranges keep every path inside its WHO grade with a margin (see docs/synthetic.md).
+    motility_mix: tuple[float, float, float, float] = (0.35, 0.15, 0.15, 0.35)
+    #: Speed along the smoothed path (CASA's VAP) of rapid and slow progressive sperm.
+    rapid_speed_um_per_s: Range = (32.0, 95.0)
+    slow_speed_um_per_s: Range = (8.0, 21.0)
     #: Path curvature of progressive sperm, rad/frame (sign drawn at random).
     progressive_curvature: Range = (0.0, 0.012)
-    non_progressive_speed: Range = (0.8, 2.5)
-    #: Radius of the small circles non-progressive sperm swim on.
-    non_progressive_radius: Range = (3.0, 10.0)
-    #: Slow drift of a non-progressive sperm's circle centre.
-    non_progressive_drift: Range = (0.0, 0.25)
+    #: Non-progressive sperm swim small circles: radius, time per turn, and a slow drift of the
+    #: circle's centre relative to the fluid.
+    non_progressive_radius_um: Range = (1.0, 2.0)
+    non_progressive_period_s: Range = (0.3, 0.8)
+    non_progressive_drift_um_per_s: Range = (0.0, 0.5)
     #: Bounded Brownian-like jitter of immotile sperm (amplitude in px; their speed is 0).
     immotile_jitter: float = 0.25
-    #: Lateral head wobble of swimming sperm (amplitude in px) and its frequency range (Hz).
+    #: Lateral head wobble of swimming sperm (amplitude in px; non-progressive ones get 30 % of
+    #: it) and its frequency range (Hz).
     wobble: Range = (0.3, 1.0)
     beat_hz: Range = (4.0, 12.0)
 
@@ -63,16 +87,17 @@ class SynthConfig:
     #: Fraction of heads showing a bright (acrosome-like) spot inside the dark rim.
     bright_centre_fraction: float = 0.35
 
-    # Impurities: round cells (ring) or irregular blobs; full size range; drift speed.
+    # Impurities: round cells (ring) or irregular blobs; full size range; drift relative to the
+    # fluid in px/frame (0.04 px/frame = 0.42 µm/s at the defaults: they move with the fluid).
     impurity_size: Range = (14.0, 36.0)
     impurity_round_fraction: float = 0.6
     impurity_darkness: Range = (0.25, 0.55)
-    impurity_drift: Range = (0.0, 0.4)
+    impurity_drift: Range = (0.0, 0.04)
 
-    # Unlabelled small dark dots (debris), their diameter range and drift.
+    # Unlabelled small dark dots (debris), their diameter range and drift relative to the fluid.
     dot_size: Range = (2.0, 6.0)
     dot_darkness: Range = (0.2, 0.7)
-    dot_drift: Range = (0.0, 0.2)
+    dot_drift: Range = (0.0, 0.04)
 
     # Optics: in-focus blur, defocused objects, phase-contrast halo.
     background: float = 152.0
@@ -116,15 +141,48 @@ class SynthConfig:
             raise ValueError(f"frame size {self.width}x{self.height} is too small (min 16x16)")
         if self.frames < 1:
             raise ValueError(f"frames must be at least 1, got {self.frames}")
-        if self.fps <= 0:
-            raise ValueError(f"fps must be positive, got {self.fps}")
-        if len(self.motility_mix) != 3 or min(self.motility_mix) < 0 or sum(self.motility_mix) <= 0:
-            raise ValueError(f"motility_mix needs 3 non-negative weights, got {self.motility_mix}")
+        for name in ("fps", "um_per_px", "chamber_depth_um"):
+            if not getattr(self, name) > 0:  # also catches NaN
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        mix = self.motility_mix
+        if len(mix) != len(MOTILITY_TYPES) or min(mix) < 0 or sum(mix) <= 0:
+            raise ValueError(
+                f"motility_mix needs {len(MOTILITY_TYPES)} non-negative weights "
+                f"{MOTILITY_TYPES}, not all 0, got {mix}"
+            )
         for name, value in asdict(self).items():
             if isinstance(value, tuple) and len(value) == 2 and value[0] > value[1]:
                 raise ValueError(f"{name}: range {value} has lo > hi")
+        for name in (
+            "fluid_drift_um_per_s",
+            "rapid_speed_um_per_s",
+            "slow_speed_um_per_s",
+            "non_progressive_radius_um",
+            "non_progressive_drift_um_per_s",
+            "impurity_drift",
+            "dot_drift",
+        ):
+            if min(getattr(self, name)) < 0:
+                raise ValueError(f"{name}: range {getattr(self, name)} must not be negative")
+        if min(self.non_progressive_period_s) <= 0:
+            raise ValueError(
+                f"non_progressive_period_s: range {self.non_progressive_period_s} must be positive"
+            )
         if not 0.0 <= self.streak_prob <= 1.0:
             raise ValueError(f"streak_prob must be in [0, 1], got {self.streak_prob}")
+
+    def px_per_frame(self, um_per_s: float) -> float:
+        """A speed in µm/s as pixels per frame at this scale and frame rate."""
+        return um_per_s / (self.um_per_px * self.fps)
+
+    def um_per_s(self, px_per_frame: float) -> float:
+        """A speed in pixels per frame as µm/s at this scale and frame rate."""
+        return px_per_frame * self.um_per_px * self.fps
+
+    @property
+    def field_volume_um3(self) -> float:
+        """Volume of liquid under the whole frame (µm³)."""
+        return self.width * self.height * self.um_per_px**2 * self.chamber_depth_um
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy of every parameter."""

@@ -15,8 +15,16 @@ from active.data.coco import write_coco
 from active.data.record import FrameRecord
 from active.data.svia import ANNOTATION_DIR, FRAME_DIR, VIDEO_DIR, write_svia
 from active.data.synth.config import SynthConfig
-from active.data.synth.motion import SPERM, simulate
+from active.data.synth.motion import SPERM
 from active.data.synth.render import background, render_frame
+from active.data.synth.scene import simulate
+from active.data.synth.truth import (
+    NL_PER_UM3,
+    TrackTruth,
+    concentration_m_per_ml,
+    sperm_per_frame_mean,
+    video_truth,
+)
 from active.data.video import write_video
 from active.utils.io import write_json
 
@@ -26,64 +34,14 @@ MANIFEST_FILE = "synth.json"
 
 
 @dataclass
-class TrackTruth:
-    """The true path of one annotated object, at the frames where it has a box.
-
-    ``speed_px_per_frame`` is the speed the path was generated with, along its smoothed course
-    (CASA's VAP): 0 for immotile sperm, the drift speed for impurities. ``centres`` (K, 2) are the
-    object's true centres (pixel x, y) at ``frames`` (K,).
-    """
-
-    id: int
-    class_name: str
-    motility: str | None
-    speed_px_per_frame: float
-    fps: float
-    frames: np.ndarray
-    centres: np.ndarray
-
-    @property
-    def speed_px_per_s(self) -> float:
-        return self.speed_px_per_frame * self.fps
-
-    @property
-    def vcl_px_per_frame(self) -> float:
-        """Measured mean step between consecutive visible frames (curvilinear velocity)."""
-        steps = np.diff(self.frames) == 1
-        if not steps.any():
-            return 0.0
-        d = np.linalg.norm(np.diff(self.centres, axis=0), axis=1)
-        return float(d[steps].mean())
-
-    @property
-    def vsl_px_per_frame(self) -> float:
-        """Measured straight-line speed from the first to the last visible frame."""
-        span = int(self.frames[-1] - self.frames[0])
-        return float(np.linalg.norm(self.centres[-1] - self.centres[0]) / span) if span else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "class": self.class_name,
-            "motility": self.motility,
-            "speed_px_per_frame": round(self.speed_px_per_frame, 4),
-            "speed_px_per_s": round(self.speed_px_per_s, 3),
-            "vcl_px_per_frame": round(self.vcl_px_per_frame, 4),
-            "vsl_px_per_frame": round(self.vsl_px_per_frame, 4),
-            "first_frame": int(self.frames[0]),
-            "last_frame": int(self.frames[-1]),
-            "points": [
-                [int(f), round(float(x), 3), round(float(y), 3)]
-                for f, (x, y) in zip(self.frames, self.centres, strict=True)
-            ],
-        }
-
-
-@dataclass
 class SynthVideo:
     """One rendered video: ``frames`` (H x W x 3 uint8 RGB), one record per frame (boxes are
     float pixel xyxy, 0-based, exclusive right/bottom, with ``track_ids`` and ``image_array``),
-    and the true tracks of every object that is annotated at least once."""
+    the true tracks of every object that is annotated at least once, and the fluid's drift.
+
+    The per-video truth is available in memory as properties (unrounded) and as :attr:`truth`
+    (the JSON-ready dict written at the top of ``tracks/<video>.json``).
+    """
 
     video_id: str
     seed: int
@@ -91,6 +49,32 @@ class SynthVideo:
     frames: list[np.ndarray]
     records: list[FrameRecord]
     tracks: list[TrackTruth]
+    fluid_drift_px_per_frame: np.ndarray = field(default_factory=lambda: np.zeros(2))
+
+    @property
+    def fluid_drift_um_per_s(self) -> np.ndarray:
+        """(2,) the fluid's drift (vx, vy) in µm/s."""
+        return self.fluid_drift_px_per_frame * self.config.um_per_px * self.config.fps
+
+    @property
+    def sperm_per_frame_mean(self) -> float:
+        return sperm_per_frame_mean(self.records)
+
+    @property
+    def field_volume_nl(self) -> float:
+        return self.config.field_volume_um3 * NL_PER_UM3
+
+    @property
+    def concentration_m_per_ml(self) -> float:
+        """Realised concentration: sperm boxes per frame over the field volume, million/mL."""
+        return concentration_m_per_ml(self.config, self.sperm_per_frame_mean)
+
+    @property
+    def truth(self) -> dict[str, Any]:
+        """Per-video truth, rounded for JSON: ``um_per_px``, ``fps``, ``chamber_depth_um``,
+        ``fluid_drift_px_per_frame``, ``fluid_drift_um_per_s``, ``sperm_per_frame_mean``,
+        ``field_volume_nl``, ``concentration_m_per_ml``."""
+        return video_truth(self.config, self.records, self.fluid_drift_px_per_frame)
 
     def tracks_json(self) -> dict[str, Any]:
         """The ground-truth file ``tracks/<video>.json``."""
@@ -98,11 +82,11 @@ class SynthVideo:
         return {
             "video_id": self.video_id,
             "seed": self.seed,
-            "fps": cfg.fps,
             "width": cfg.width,
             "height": cfg.height,
             "frames": len(self.frames),
-            "centre": "true object centre in pixels (x, y), 0-based",
+            **self.truth,
+            "centre": "true object centre in the image, pixels (x, y), 0-based, drift included",
             "tracks": [t.to_json() for t in self.tracks],
         }
 
@@ -167,6 +151,7 @@ def render_video(cfg: SynthConfig, seed: int, video_id: str) -> SynthVideo:
     for uid, tid in order.items():
         obj = objects[uid]
         fr, xy = points[uid]
+        # The generated speed relative to the fluid (the fluid's drift is the video's).
         speed = 0.0 if obj.motility == "immotile" else obj.motion.speed
         if obj.label != SPERM:
             speed = float(np.linalg.norm(obj.motion.drift))
@@ -179,9 +164,11 @@ def render_video(cfg: SynthConfig, seed: int, video_id: str) -> SynthVideo:
                 fps=cfg.fps,
                 frames=np.array(fr, np.int64),
                 centres=np.array(xy, np.float64).reshape(-1, 2),
+                um_per_px=cfg.um_per_px,
+                fluid_px_per_frame=scene.fluid.copy(),
             )
         )
-    return SynthVideo(video_id, seed, cfg, frames, records, tracks)
+    return SynthVideo(video_id, seed, cfg, frames, records, tracks, scene.fluid.copy())
 
 
 def video_seed(seed: int, index: int) -> int:
@@ -204,9 +191,11 @@ def generate_dataset(
         out/Subset-A/SYN_0001_0001.xml                 VOC, 1-based corners, <track_id> per object
         out/Frames from original videos/SYN_0001/SYN_0001_0001.png
         out/original videos/SYN_0001.mp4                mp4v at cfg.fps
-        out/tracks/SYN_0001.json                        true trajectories and speeds
+        out/tracks/SYN_0001.json                        true tracks, grades, kinematics, drift,
+                                                        concentration
         out/coco.json                                   all frames, ``track_id`` per annotation
-        out/synth.json                                  seed, video seeds and the full config
+        out/synth.json                                  seed, video seeds, the full config and
+                                                        each video's concentration and drift
     """
     if videos < 1 or frames < 1:
         raise ValueError(f"need at least one video and one frame, got {videos} x {frames}")
@@ -220,6 +209,7 @@ def generate_dataset(
 
         loop = tqdm(loop, desc="synth", unit="video")
     all_records: list[FrameRecord] = []
+    per_video: list[dict[str, Any]] = []
     n_tracks = 0
     for i in loop:
         video = render_video(cfg, video_seed(seed, i), ids[i])
@@ -227,6 +217,14 @@ def generate_dataset(
         write_video(out / VIDEO_DIR / f"{ids[i]}.mp4", video.frames, fps=cfg.fps)
         write_json(out / TRACK_DIR / f"{ids[i]}.json", video.tracks_json(), indent=None)
         n_tracks += len(video.tracks)
+        truth = video.truth
+        per_video.append(
+            {
+                "video": ids[i],
+                "concentration_m_per_ml": truth["concentration_m_per_ml"],
+                "fluid_drift_um_per_s": truth["fluid_drift_um_per_s"],
+            }
+        )
         for rec in video.records:  # keep the boxes, let the pixels go
             rec.image_path = out / FRAME_DIR / rec.video_id / f"{rec.name}.png"
             rec.source = out / ANNOTATION_DIR / f"{rec.name}.xml"
@@ -238,6 +236,9 @@ def generate_dataset(
         "videos": ids,
         "video_seeds": [video_seed(seed, i) for i in range(videos)],
         "frames": frames,
+        "um_per_px": cfg.um_per_px,
+        "chamber_depth_um": cfg.chamber_depth_um,
+        "per_video": per_video,
         "config": cfg.to_dict(),
     }
     write_json(out / MANIFEST_FILE, manifest)

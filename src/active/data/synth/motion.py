@@ -1,10 +1,9 @@
-"""Where every synthetic object is at any time: analytic paths and the scene's object lists.
+"""Where every synthetic object is at any time: analytic paths and the scene's containers.
 
 Paths are closed-form functions of continuous time (in frames), so a frame and the half-frame
 before it (for interlaced motion streaks) are evaluated the same way and nothing accumulates.
-Sperm that leave the field (the frame plus ``margin`` on each side) are replaced by a new
-progressive sperm entering from the border, which keeps the density steady and gives tracks that
-start and end inside a video.
+A :class:`Motion` is the path relative to the fluid; :class:`SimObject` adds the fluid's drift,
+which carries every object of a video alike. ``scene.py`` draws the objects.
 """
 
 from __future__ import annotations
@@ -13,24 +12,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from active.data.synth.config import MOTILITY_TYPES, Range, SynthConfig
-
 SPERM, IMPURITY = 0, 1
-
-
-def _uniform(rng: np.random.Generator, r: Range) -> float:
-    return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
 
 
 @dataclass
 class Motion:
-    """A path: centre (x, y) and body angle as functions of time ``tau`` (frames since birth).
+    """A path relative to the fluid: centre (x, y) and body angle as functions of time ``tau``
+    (frames since birth); all lengths in px, speeds in px/frame.
 
-    ``kind``: ``progressive`` (arc of curvature ``curvature`` at ``speed``), ``non_progressive``
-    (circles of ``radius`` at ``speed`` around a centre drifting by ``drift``, turning the way
-    ``curvature``'s sign says), ``immotile``
-    (still, with bounded jitter) or ``drift`` (debris carried at ``drift`` while it turns at
-    ``spin``). ``speed`` is the speed along the smoothed path (CASA's VAP), in px/frame.
+    ``kind``: ``arc`` (progressive: arc of curvature ``curvature`` at ``speed``), ``circle``
+    (non-progressive: circles of ``radius`` at ``speed`` around a centre moving at ``drift``,
+    turning the way ``curvature``'s sign says), ``still`` (immotile: bounded jitter only) or
+    ``drift`` (debris moving at ``drift`` while it turns at ``spin``). ``speed`` is the speed
+    along the smoothed path (CASA's VAP).
     """
 
     kind: str
@@ -51,7 +45,7 @@ class Motion:
         """Centres (T, 2) and body angles (T,) in radians at times ``tau`` (T,)."""
         t = np.atleast_1d(np.asarray(tau, dtype=np.float64))
         o = self.origin
-        if self.kind == "progressive":
+        if self.kind == "arc":
             h = self.heading + self.curvature * t
             if abs(self.curvature) > 1e-9:
                 r = self.speed / self.curvature
@@ -61,13 +55,13 @@ class Motion:
                 x = o[0] + self.speed * t * np.cos(h)
                 y = o[1] + self.speed * t * np.sin(h)
             xy = np.stack([x, y], axis=1)
-        elif self.kind == "non_progressive":
+        elif self.kind == "circle":
             turn = np.sign(self.curvature) or 1.0
             a = self.phase + turn * (self.speed / max(self.radius, 1e-6)) * t
             centre = o[None, :] + self.drift[None, :] * t[:, None]
             xy = centre + self.radius * np.stack([np.cos(a), np.sin(a)], axis=1)
             h = a + turn * np.pi / 2
-        else:  # immotile or drift
+        else:  # still or drift
             xy = o[None, :] + self.drift[None, :] * t[:, None]
             h = self.heading + self.spin * t
         if self.wobble > 0:
@@ -122,6 +116,8 @@ class SimObject:
 
     ``uid`` is its track id (dots have -1: they are not annotated); ``label`` indexes
     ``("sperm", "impurity")``; ``motility`` is one of MOTILITY_TYPES for sperm, else None.
+    ``fluid`` (2,) is the video's fluid drift in px/frame: the object is at its path relative to
+    the fluid plus ``fluid * t`` at absolute frame time ``t`` (whenever it was born).
     """
 
     uid: int
@@ -131,10 +127,17 @@ class SimObject:
     look: SpermLook | BlobLook
     birth: int
     death: int
+    fluid: np.ndarray = field(default_factory=lambda: np.zeros(2))
+
+    def relative_state(self, t: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """Centres (T, 2) relative to the fluid and body angles (T,) at absolute times ``t``."""
+        return self.motion.at(np.asarray(t, dtype=np.float64) - self.birth)
 
     def state(self, t: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-        """Centres (T, 2) and body angles (T,) at absolute frame times ``t``."""
-        return self.motion.at(np.asarray(t, dtype=np.float64) - self.birth)
+        """Centres (T, 2) in the image and body angles (T,) at absolute frame times ``t``."""
+        tt = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        xy, angle = self.relative_state(tt)
+        return xy + self.fluid[None, :] * tt[:, None], angle
 
 
 @dataclass
@@ -147,193 +150,4 @@ class Scene:
     interlaced: np.ndarray  # (F,) bool
     flicker: np.ndarray  # (F,) grey-level offsets
     light: np.ndarray  # (2,) unit vector towards the light (halos lean that way)
-
-
-def _jitter(rng: np.random.Generator, amplitude: float, k: int = 3) -> np.ndarray:
-    if amplitude <= 0:
-        return np.zeros((0, 4))
-    amp = rng.uniform(-1, 1, size=(k, 2)) * amplitude / np.sqrt(k)
-    freq = rng.uniform(0.05, 0.6, size=(k, 1))
-    phase = rng.uniform(0, 2 * np.pi, size=(k, 1))
-    return np.hstack([amp, freq, phase])
-
-
-def _sperm_motion(
-    cfg: SynthConfig, rng: np.random.Generator, kind: str, origin: np.ndarray, heading: float
-) -> Motion:
-    beat = _uniform(rng, cfg.beat_hz) / cfg.fps
-    phase = float(rng.uniform(0, 2 * np.pi))
-    if kind == "progressive":
-        sign = rng.choice([-1.0, 1.0])
-        return Motion(
-            kind,
-            origin,
-            heading,
-            speed=_uniform(rng, cfg.progressive_speed),
-            curvature=sign * _uniform(rng, cfg.progressive_curvature),
-            wobble=_uniform(rng, cfg.wobble),
-            beat=beat,
-            phase=phase,
-        )
-    if kind == "non_progressive":
-        drift_angle = rng.uniform(0, 2 * np.pi)
-        drift = _uniform(rng, cfg.non_progressive_drift) * np.array(
-            [np.cos(drift_angle), np.sin(drift_angle)]
-        )
-        return Motion(
-            kind,
-            origin,
-            heading,
-            speed=_uniform(rng, cfg.non_progressive_speed),
-            curvature=float(rng.choice([-1.0, 1.0])),
-            radius=_uniform(rng, cfg.non_progressive_radius),
-            drift=drift,
-            wobble=0.5 * _uniform(rng, cfg.wobble),
-            beat=beat,
-            phase=phase,
-        )
-    return Motion(kind, origin, heading, jitter=_jitter(rng, cfg.immotile_jitter), phase=phase)
-
-
-def _halo(cfg: SynthConfig, rng: np.random.Generator, darkness: float, defocus: bool) -> float:
-    return min(1.0, darkness * _uniform(rng, cfg.halo_strength) * (0.4 if defocus else 1.0))
-
-
-def _sperm_look(cfg: SynthConfig, rng: np.random.Generator) -> SpermLook:
-    darkness = _uniform(rng, cfg.head_darkness)
-    defocus = bool(rng.random() < cfg.defocus_fraction)
-    length = _uniform(rng, cfg.head_length)
-    return SpermLook(
-        length=length,
-        width=length * _uniform(rng, cfg.head_aspect),
-        tail_length=_uniform(rng, cfg.tail_length),
-        tail_amplitude=_uniform(rng, cfg.tail_amplitude),
-        head_darkness=darkness,
-        tail_darkness=_uniform(rng, cfg.tail_darkness),
-        bright_centre=bool(rng.random() < cfg.bright_centre_fraction),
-        defocus=defocus,
-        halo=_halo(cfg, rng, darkness, defocus),
-        roll_rate=float(rng.uniform(0.5, 3.0)) / cfg.fps,
-        roll_phase=float(rng.uniform(0, 2 * np.pi)),
-        tail_bend=float(rng.uniform(-1.0, 1.0)),
-    )
-
-
-def _field_box(cfg: SynthConfig) -> tuple[float, float, float, float]:
-    m = cfg.margin
-    return -m, -m, cfg.width + m, cfg.height + m
-
-
-def _random_point(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
-    x0, y0, x1, y1 = _field_box(cfg)
-    return np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
-
-
-def _border_entry(cfg: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """A point on the field's border and a heading pointing into the field."""
-    x0, y0, x1, y1 = _field_box(cfg)
-    w, h = x1 - x0, y1 - y0
-    u = rng.uniform(0, 2 * (w + h))
-    if u < w:
-        p, normal = np.array([x0 + u, y0]), np.pi / 2
-    elif u < 2 * w:
-        p, normal = np.array([x0 + u - w, y1]), -np.pi / 2
-    elif u < 2 * w + h:
-        p, normal = np.array([x0, y0 + u - 2 * w]), 0.0
-    else:
-        p, normal = np.array([x1, y0 + u - 2 * w - h]), np.pi
-    return p, normal + float(rng.uniform(-1.0, 1.0))
-
-
-def _exit_frame(obj: SimObject, cfg: SynthConfig, frames: int) -> int:
-    """First frame at which ``obj``'s centre is outside the field, or ``frames`` if none."""
-    if obj.motility == "immotile" or obj.birth >= frames:
-        return frames
-    t = np.arange(obj.birth + 1, frames)
-    if len(t) == 0:
-        return frames
-    xy, _ = obj.state(t)
-    x0, y0, x1, y1 = _field_box(cfg)
-    out = (xy[:, 0] < x0) | (xy[:, 0] > x1) | (xy[:, 1] < y0) | (xy[:, 1] > y1)
-    return int(t[np.argmax(out)]) if out.any() else frames
-
-
-def _count(cfg: SynthConfig, rng: np.random.Generator, in_view: Range) -> int:
-    """Objects to place in the whole field so that about ``in_view`` fall inside the frame."""
-    x0, y0, x1, y1 = _field_box(cfg)
-    ratio = (x1 - x0) * (y1 - y0) / (cfg.width * cfg.height)
-    return int(rng.poisson(_uniform(rng, in_view) * ratio))
-
-
-def _blob(cfg: SynthConfig, rng: np.random.Generator, kind: str, size: float) -> BlobLook:
-    k = 16 if kind != "dot" else 8
-    radii = np.full(k, size / 2)
-    if kind == "blob":
-        # Smooth random outline: a few low harmonics of the radius.
-        a = np.linspace(0, 2 * np.pi, k, endpoint=False)
-        for n in (2, 3, 5):
-            radii = radii + size * 0.08 * rng.normal() * np.cos(n * a + rng.uniform(0, 2 * np.pi))
-        radii = np.clip(radii, size * 0.25, size * 0.55)
-    darkness = _uniform(rng, cfg.dot_darkness if kind == "dot" else cfg.impurity_darkness)
-    defocus = bool(rng.random() < cfg.defocus_fraction)
-    return BlobLook(kind, radii, darkness, defocus, _halo(cfg, rng, darkness, defocus))
-
-
-def _drifter(
-    cfg: SynthConfig, rng: np.random.Generator, uid: int, label: int, look: BlobLook, speed: Range
-) -> SimObject:
-    angle = rng.uniform(0, 2 * np.pi)
-    drift = _uniform(rng, speed) * np.array([np.cos(angle), np.sin(angle)])
-    motion = Motion(
-        "drift",
-        _random_point(cfg, rng),
-        float(rng.uniform(0, 2 * np.pi)),
-        drift=drift,
-        spin=float(rng.normal(0, 0.01)),
-        jitter=_jitter(rng, 0.15),
-    )
-    return SimObject(uid, label, None, motion, look, 0, 0)
-
-
-def simulate(cfg: SynthConfig, rng: np.random.Generator, frames: int) -> Scene:
-    """Draw every object of a ``frames``-long video and its path (no pixels yet)."""
-    mix = np.asarray(cfg.motility_mix, dtype=np.float64)
-    mix = mix / mix.sum()
-    uid = 0
-    sperm: list[SimObject] = []
-    pending: list[SimObject] = []
-    for _ in range(_count(cfg, rng, cfg.sperm_in_view)):
-        kind = MOTILITY_TYPES[int(rng.choice(3, p=mix))]
-        uid += 1
-        heading = float(rng.uniform(0, 2 * np.pi))
-        motion = _sperm_motion(cfg, rng, kind, _random_point(cfg, rng), heading)
-        pending.append(SimObject(uid, SPERM, kind, motion, _sperm_look(cfg, rng), 0, frames))
-    while pending:
-        obj = pending.pop(0)
-        obj.death = _exit_frame(obj, cfg, frames)
-        sperm.append(obj)
-        if obj.death < frames:  # replaced by a newcomer entering from the border
-            uid += 1
-            origin, heading = _border_entry(cfg, rng)
-            motion = _sperm_motion(cfg, rng, "progressive", origin, heading)
-            look = _sperm_look(cfg, rng)
-            pending.append(SimObject(uid, SPERM, "progressive", motion, look, obj.death, frames))
-    impurities = []
-    for _ in range(_count(cfg, rng, cfg.impurities_in_view)):
-        uid += 1
-        kind = "round" if rng.random() < cfg.impurity_round_fraction else "blob"
-        look = _blob(cfg, rng, kind, _uniform(rng, cfg.impurity_size))
-        obj = _drifter(cfg, rng, uid, IMPURITY, look, cfg.impurity_drift)
-        obj.death = frames
-        impurities.append(obj)
-    dots = []
-    for _ in range(_count(cfg, rng, cfg.dots_in_view)):
-        look = _blob(cfg, rng, "dot", _uniform(rng, cfg.dot_size))
-        obj = _drifter(cfg, rng, -1, -1, look, cfg.dot_drift)
-        obj.death = frames
-        dots.append(obj)
-    interlaced = rng.random(frames) < cfg.streak_prob
-    flicker = rng.normal(0.0, cfg.flicker, size=frames) if cfg.flicker > 0 else np.zeros(frames)
-    light_angle = rng.uniform(0, 2 * np.pi)
-    light = np.array([np.cos(light_angle), np.sin(light_angle)])
-    return Scene(sperm, impurities, dots, interlaced, flicker, light)
+    fluid: np.ndarray  # (2,) the fluid's drift, px/frame, shared by every object
