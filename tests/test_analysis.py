@@ -249,3 +249,16 @@ def test_too_short_and_empty_videos_say_so() -> None:
     va = analyze_detections(empty, ids, [np.zeros(0)] * 40, NAMES, (480, 320), FPS, cal)
     assert any("no sperm detected" in n for n in va.notes)
     assert va.field.cells == 0 and va.tracks == []
+
+
+def test_analysis_layer_imports_no_torch_and_no_training() -> None:
+    """The analysis layer sits above inference and must run in an install without PyTorch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, active.analysis, active.analysis.report, active.analysis.plots, "
+            "active.analysis.annotate, active.analysis.outputs, active.analysis.report_text\n"
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('active.training', "
+            "'active.models', 'active.evaluation', 'active.experiments'))]\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

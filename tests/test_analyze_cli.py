@@ -114,6 +114,7 @@ def test_too_short_and_no_sperm_are_stated(tmp_path: Path) -> None:
     ("--um-per-px", "0"), ("--um-per-px", "-0.3"), ("--um-per-px", "25"),
     ("--um-per-px", "nan"), ("--chamber-depth", "0"), ("--chamber-depth", "-20"),
     ("--fps", "0"), ("--dilution", "0"), ("--conf", "5"), ("--threads", "0"),
+    ("--vap-window", "4"), ("--um-per-px", "abc"),
 ])
 def test_bad_numbers_name_the_flag(flag: str, value: str, tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:

@@ -60,21 +60,21 @@ def compare_with_truth(records: list[Any], results: list[Results], names: tuple[
     return out
 
 
-def analysis_vs_truth(clip: Any, results: list[Results], names: tuple[str, ...],
+def analysis_vs_truth(clip: Any, results: list[Results], predictor: Predictor,
                       out: Path) -> dict[str, Any]:
     """Run the semen analysis on the clip's detections (writing its outputs into ``out``) and
     compare the concentration and grade shares with the clip's truth."""
     from active.analysis import Calibration, analyze_detections
     from active.analysis.grades import GRADES
-    from active.analysis.run import write_outputs
+    from active.analysis.run import model_info, write_outputs
     from active.analysis.sample import combine_sample
 
     cfg = clip.config
     cal = Calibration(um_per_px=cfg.um_per_px, chamber_depth_um=cfg.chamber_depth_um)
     va = analyze_detections([r.xyxy for r in results], [r.cls for r in results],
-                            [r.conf for r in results], names, (cfg.width, cfg.height), cfg.fps,
+                            [r.conf for r in results], predictor.names, (cfg.width, cfg.height), cfg.fps,
                             cal, str(out.parent / "clip.mp4"), "container")
-    sample = combine_sample("DEMO", cal, [va], {"weights": "bundled"})
+    sample = combine_sample("DEMO", cal, [va], model_info(predictor))
     write_outputs(sample, out, {va.source: clip.frames[0]})
     one_s = int(round(cfg.fps)) + 1
     true_grades = [t.grade for t in clip.tracks
@@ -118,7 +118,7 @@ def run_demo(video: str | Path | None = None, out: str | Path = "active-demo",
         truth = compare_with_truth(records, results, predictor.names,
                                    predictor.postprocess_config.score_threshold)
         summary.extra["ground_truth"] = truth
-        truth["analysis"] = analysis_vs_truth(clip, results, predictor.names, out / "analysis")
+        truth["analysis"] = analysis_vs_truth(clip, results, predictor, out / "analysis")
         write_json(out / "summary.json", summary.to_json())
     return summary, truth
 

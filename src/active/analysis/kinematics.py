@@ -142,6 +142,8 @@ def kinematics(xy: np.ndarray, fps: float, unit: str = "um", window: int = 5) ->
     """All parameters of one path ``xy`` (K >= 2, consecutive frames, drift removed)."""
     if len(xy) < 2:
         raise ValueError("a path needs at least two points")
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"the average path needs an odd window (centred), got {window}")
     avg = average_path(xy, window)
     cl, sl = vcl(xy, fps), vsl(xy, fps)
     ap = vap(avg, fps) if len(avg) >= 2 else None

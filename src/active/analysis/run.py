@@ -66,7 +66,8 @@ def video_rate(path: Path, calibration: Calibration) -> tuple[float, str]:
     return info.fps, "container"
 
 
-def _model_info(predictor: Any) -> dict[str, Any]:
+def model_info(predictor: Any) -> dict[str, Any]:
+    """What the report says about the detector: file, hash, backend, input size, threshold."""
     from active.inference.predictor import file_sha256
 
     weights = Path(str(predictor.weights))
@@ -166,4 +167,4 @@ def _run(paths: list[Path], rates: list[tuple[float, str]], cal: Calibration, pr
             write_annotated_video(path, va, det_dir / "annotated.mp4", fps)
             va.seconds["annotated_video"] = time.perf_counter() - t2
         analyses.append(va)
-    return combine_sample("", cal, analyses, _model_info(predictor)), first_frames
+    return combine_sample("", cal, analyses, model_info(predictor)), first_frames

@@ -35,6 +35,14 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _odd_window(text: str) -> int:
+    v = _positive_int(text)
+    if v < 3 or v % 2 == 0:
+        raise argparse.ArgumentTypeError(f"a centred average needs an odd number of points >= 3, "
+                                         f"got {v}")
+    return v
+
+
 def _score(text: str) -> float:
     try:
         v = float(text)
@@ -55,7 +63,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs/analyze") / sample_id
     opts = AnalyzeOptions(weights=args.weights, backend=args.backend, conf=args.conf,
                           threads=args.threads, annotated=not args.no_video,
-                          progress=not args.quiet)
+                          progress=not args.quiet, window=args.vap_window)
     sample = analyze(args.videos, cal, out, sample_id, opts)
     print(format_sample(sample))
     print(f"\nreport: {out / 'report.html'}")
@@ -93,6 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--conf", type=_score, default=None, help="score threshold (default: the "
                    "model's, 0.25)")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads")
+    p.add_argument("--vap-window", type=_odd_window, default=5, metavar="N",
+                   help="points of the moving average that makes the average path (VAP, ALH, "
+                   "BCF; default 5)")
     p.add_argument("--no-video", action="store_true", help="skip the annotated videos")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_analyze)
