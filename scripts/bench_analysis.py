@@ -173,9 +173,9 @@ def track_trackpy(clip: Clip, min_frames: int) -> Frames:
     df = pd.DataFrame(rows, columns=["frame", "x", "y", "x0", "y0", "x1", "y1"])
     search = cfg.max_speed_um_per_s / clip.cfg.fps / clip.cfg.um_per_px
     try:
-        linked = tp.link_df(df, search, memory=cfg.max_gap_frames)
+        linked = tp.link_df(df, search, memory=cfg.max_gap_frames(clip.cfg.fps))
     except tp.linking.SubnetOversizeException:  # crowded: let trackpy shrink the range locally
-        linked = tp.link_df(df, search, memory=cfg.max_gap_frames, adaptive_stop=search / 4,
+        linked = tp.link_df(df, search, memory=cfg.max_gap_frames(clip.cfg.fps), adaptive_stop=search / 4,
                             adaptive_step=0.9)
     sizes = linked.groupby("particle")["frame"].transform("size")
     linked = linked[sizes >= min_frames]

@@ -192,7 +192,7 @@ def test_edge_exit_ends_track() -> None:
     b = np.stack([395 - 0 * t, 102 + 0 * t], axis=1)  # a still head just inside the edge
     b[:30] = np.nan  # appears only late
     tracks = link(*_frames([a, b], n), (400, 300), FPS, px_per_um=1 / 0.35,
-                  config=TrackerConfig(max_gap_frames=20))
+                  config=TrackerConfig(max_gap_s=20 / FPS))
     assert len(tracks) == 2  # the late head is not the exited one coasting back
 
 
@@ -262,3 +262,24 @@ def test_analysis_layer_imports_no_torch_and_no_training() -> None:
             "'active.models', 'active.evaluation', 'active.experiments'))]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_drift_from_immotile_cells_when_impurities_mislead() -> None:
+    """Two 'impurity' tracks that do not move with the fluid (a misclassified swimmer, a stuck
+    particle) must not set the drift when many immotile sperm agree on it."""
+    from active.analysis.drift import estimate_drift
+    from active.analysis.tracking import Track
+
+    def track(i: int, v: tuple[float, float], cls: int, n: int = 60) -> Track:
+        t = np.arange(n)
+        xy = np.array([100.0 + 10 * i, 100.0])[None] + np.outer(t, v)
+        boxes = np.hstack([xy - 8, xy + 8])
+        return Track(i, t, xy, boxes, np.ones(n), np.ones(n, bool), cls)
+
+    fluid = (0.45, -0.1)
+    tracks = [track(i, fluid, 0) for i in range(6)]  # immotile sperm
+    tracks += [track(10, (0.0, 0.17), 1), track(11, (-0.8, 0.8), 1)]  # misleading impurities
+    tracks += [track(20 + i, (3 * np.cos(a), 3 * np.sin(a)), 0) for i, a in enumerate(
+        np.linspace(0, 6, 8))]  # swimmers in every direction
+    d = estimate_drift(tracks, impurity=1, min_frames=31, tolerance_px_per_frame=0.3)
+    assert d.measured and d.velocity_px_per_frame == pytest.approx(fluid, abs=1e-6)

@@ -3,9 +3,11 @@
 A sample in a chamber often flows slowly for the first minutes. Every object moves with the
 fluid; sperm swim on top of it. Impurities and immotile sperm therefore all share one velocity,
 the drift, while swimming sperm scatter in every direction. The estimate is the centre of that
-cluster: start from the median velocity of the impurity tracks (or of all tracks when there are
-too few impurities), keep the tracks whose mean velocity lies within ``tolerance`` of it, take
-their median again, and repeat until it settles. It is one constant velocity per video (a
+cluster (the mode of the tracks' mean velocities): the track velocity with the most track-time
+within ``tolerance`` of it (impurities weigh double: they never swim) starts it; then the
+duration-weighted median of the tracks within ``tolerance`` refines it until it settles. (A
+median of the impurities alone fails when the detector tracks only a couple of them, or mistakes
+a swimming sperm for one.) It is one constant velocity per video (a
 slowly changing flow over a 10-30 s clip is not modelled); with fewer than ``min_tracks``
 objects in the cluster the drift is reported as not measured and nothing is subtracted (the
 report says so).
@@ -50,8 +52,9 @@ def estimate_drift(tracks: list[Track], impurity: int | None, min_frames: int,
     v = np.array([_mean_velocity(t) for t in usable])
     w = np.array([len(t) for t in usable], float)
     imp = np.array([t.cls == impurity for t in usable])
-    start = v[imp] if imp.sum() >= 2 else v
-    centre = np.median(start, axis=0)
+    support = (np.linalg.norm(v[:, None] - v[None], axis=2) <= tolerance_px_per_frame) @ (
+        w * np.where(imp, 2.0, 1.0))
+    centre = v[int(np.argmax(support))]
     near = np.zeros(len(v), bool)
     for _ in range(10):
         near = np.linalg.norm(v - centre, axis=1) <= tolerance_px_per_frame

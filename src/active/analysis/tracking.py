@@ -34,19 +34,29 @@ class TrackerConfig:
             rarely exceeds 250 µm/s); the gate of a track that has no velocity yet.
         min_gate_um: smallest gate of an established track (localisation noise + head wobble).
         gate_sigmas: an established track's gate, in standard deviations of its prediction.
-        max_gap_frames: frames a track may go undetected and still be continued (gap closing).
+        max_gap_s: how long a track may go undetected and still be continued (gap closing).
         min_frames: tracks with fewer detections are dropped as spurious.
-        accel_um_per_s2: the filter's process noise (how sharply a head may change velocity).
-        measurement_um: the filter's measurement noise (localisation error of a box centre).
+        accel_um_per_s2: the filter's process noise: how sharply the head's *average* path may
+            change velocity (sperm turn slowly; a stiff model keeps identities through
+            crossings).
+        measurement_um: the filter's measurement noise: the head's lateral excursion about its
+            average path (ALH / 2, about 1-2 µm for human sperm) plus the box's localisation
+            error. The wiggle is noise around a smooth path, not a change of course.
+        cascade: match established tracks first, then coasting ones, then new ones (a new
+            track never takes a detection an established track explains).
     """
 
     max_speed_um_per_s: float = 250.0
     min_gate_um: float = 2.5
     gate_sigmas: float = 4.0
-    max_gap_frames: int = 4
+    max_gap_s: float = 0.5
     min_frames: int = 5
-    accel_um_per_s2: float = 1500.0
-    measurement_um: float = 0.5
+    accel_um_per_s2: float = 80.0
+    measurement_um: float = 1.5
+    cascade: bool = True
+
+    def max_gap_frames(self, fps: float) -> int:
+        return max(1, int(round(self.max_gap_s * fps)))
 
 
 @dataclass
@@ -112,6 +122,7 @@ def link(boxes: Sequence[np.ndarray], classes: Sequence[np.ndarray],
     cfg = config or TrackerConfig()
     max_step = cfg.max_speed_um_per_s / fps * px_per_um
     min_gate = cfg.min_gate_um * px_per_um
+    max_gap = cfg.max_gap_frames(fps)
     f, q, h, r = _motion_matrices(cfg.accel_um_per_s2 / fps**2 * px_per_um,
                                   cfg.measurement_um * px_per_um)
     width, height = size
@@ -135,10 +146,21 @@ def link(boxes: Sequence[np.ndarray], classes: Sequence[np.ndarray],
         matched_d = np.zeros(len(centres), bool)
         if len(live) and len(centres):
             d = np.linalg.norm(pred[:, None, :] - centres[None, :, :], axis=2)
-            cost = np.where(d <= gate[:, None], d, 1e6)
-            rows, cols = linear_sum_assignment(cost)
-            ok = cost[rows, cols] < 1e6
-            for i, j in zip(rows[ok], cols[ok], strict=True):
+            allowed = d <= gate[:, None]
+            tiers = (np.array([_tier(tr) for tr in live]) if cfg.cascade
+                     else np.zeros(len(live), int))
+            pairs = []
+            for tier in np.unique(tiers):
+                ti = np.flatnonzero(tiers == tier)
+                dj = np.flatnonzero(~matched_d)
+                if not len(dj):
+                    break
+                sub = np.where(allowed[np.ix_(ti, dj)], d[np.ix_(ti, dj)], 1e9)
+                rows, cols = linear_sum_assignment(sub)
+                ok = sub[rows, cols] < 1e9
+                pairs += list(zip(ti[rows[ok]], dj[cols[ok]], strict=True))
+                matched_d[dj[cols[ok]]] = True
+            for i, j in pairs:
                 tr = live[i]
                 tr.frames.append(t)
                 tr.boxes.append(bt[j])
@@ -163,7 +185,7 @@ def link(boxes: Sequence[np.ndarray], classes: Sequence[np.ndarray],
             tr.missed += 1
             px, py = x[i, 0], x[i, 1]
             outside = px < 0 or py < 0 or px >= width or py >= height
-            if tr.missed > cfg.max_gap_frames or outside:
+            if tr.missed > max_gap or outside:
                 keep[i] = False
                 done.append(tr)
         live = [tr for i, tr in enumerate(live) if keep[i]]
@@ -181,6 +203,14 @@ def link(boxes: Sequence[np.ndarray], classes: Sequence[np.ndarray],
             x, p = np.concatenate([x, x0]), np.concatenate([p, p0])
     done.extend(live)
     return _finish(done, cfg.min_frames)
+
+
+def _tier(tr: _Live) -> int:
+    """Matching order: confirmed tracks seen last frame, then confirmed tracks coasting through
+    a gap, then new tracks (which must not take a detection an established track can explain)."""
+    if len(tr.frames) >= 3:
+        return 0 if tr.missed == 0 else 1
+    return 2
 
 
 def _centre(box: np.ndarray) -> np.ndarray:

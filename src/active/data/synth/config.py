@@ -71,9 +71,10 @@ class SynthConfig:
     non_progressive_drift_um_per_s: Range = (0.0, 0.5)
     #: Bounded Brownian-like jitter of immotile sperm (amplitude in px; their speed is 0).
     immotile_jitter: float = 0.25
-    #: Lateral head wobble of swimming sperm (amplitude in px; non-progressive ones get 30 % of
-    #: it) and its frequency range (Hz).
-    wobble: Range = (0.3, 1.0)
+    #: Lateral head wobble of swimming sperm (amplitude in px; non-progressive ones get 10 % of
+    #: it) and its frequency range (Hz). 1.5-4.5 px (0.5-1.6 µm) gives ALH 0.7-2 µm and
+    #: VCL/VAP 1.1-1.5 at 30 fps, what the tracks of the real SVIA sample show.
+    wobble: Range = (1.5, 4.5)
     beat_hz: Range = (4.0, 12.0)
 
     # Sperm appearance: head ellipse (full axes), tail, contrast (darkness units, 1 = dark_gain).

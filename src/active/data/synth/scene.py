@@ -70,7 +70,7 @@ def _sperm_motion(
             radius=radius_px,
             drift=drift * _direction(rng),
             # A small wobble only: circles 2-4 µm across must stay under 5 µm net per second.
-            wobble=0.3 * _uniform(rng, cfg.wobble),
+            wobble=0.1 * _uniform(rng, cfg.wobble),
             beat=beat,
             phase=phase,
         )
