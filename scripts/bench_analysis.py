@@ -175,8 +175,8 @@ def track_trackpy(clip: Clip, min_frames: int) -> Frames:
     try:
         linked = tp.link_df(df, search, memory=cfg.max_gap_frames(clip.cfg.fps))
     except tp.linking.SubnetOversizeException:  # crowded: let trackpy shrink the range locally
-        linked = tp.link_df(df, search, memory=cfg.max_gap_frames(clip.cfg.fps), adaptive_stop=search / 4,
-                            adaptive_step=0.9)
+        linked = tp.link_df(df, search, memory=cfg.max_gap_frames(clip.cfg.fps),
+                            adaptive_stop=search / 4, adaptive_step=0.9)
     sizes = linked.groupby("particle")["frame"].transform("size")
     linked = linked[sizes >= min_frames]
     out = []

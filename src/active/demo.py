@@ -72,8 +72,8 @@ def analysis_vs_truth(clip: Any, results: list[Results], predictor: Predictor,
     cfg = clip.config
     cal = Calibration(um_per_px=cfg.um_per_px, chamber_depth_um=cfg.chamber_depth_um)
     va = analyze_detections([r.xyxy for r in results], [r.cls for r in results],
-                            [r.conf for r in results], predictor.names, (cfg.width, cfg.height), cfg.fps,
-                            cal, str(out.parent / "clip.mp4"), "container")
+                            [r.conf for r in results], predictor.names, (cfg.width, cfg.height),
+                            cfg.fps, cal, str(out.parent / "clip.mp4"), "container")
     sample = combine_sample("DEMO", cal, [va], model_info(predictor))
     write_outputs(sample, out, {va.source: clip.frames[0]})
     one_s = int(round(cfg.fps)) + 1

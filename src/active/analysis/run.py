@@ -23,6 +23,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,12 @@ import numpy as np
 from active.analysis.calibration import Calibration
 from active.analysis.grades import GradeConfig
 from active.analysis.outputs import write_tables
-from active.analysis.sample import SampleAnalysis, analyze_detections, combine_sample
+from active.analysis.sample import (
+    SampleAnalysis,
+    VideoAnalysis,
+    analyze_detections,
+    combine_sample,
+)
 from active.analysis.tracking import TrackerConfig
 from active.data.video import VideoReader
 from active.errors import UsageError, VideoError
@@ -101,11 +107,27 @@ def analyze(videos: Sequence[str | Path], calibration: Calibration | None = None
     if opts.conf is not None:
         kwargs["conf"] = opts.conf
     predictor = Predictor(opts.weights, **kwargs)
-    with tempfile.TemporaryDirectory(prefix="active-analyze-") as scratch:
-        sample, first_frames = _run(paths, rates, cal, predictor, opts, out_dir, Path(scratch))
-    sample.sample_id = sample_id
+    # Annotated videos are drawn in a background thread (OpenCV's decode, draw and encode
+    # release the GIL) while the next video is detected and the report is made.
+    with tempfile.TemporaryDirectory(prefix="active-analyze-") as scratch, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="annotate") as pool:
+        jobs: list[Future[None]] = []
+        try:
+            sample, first_frames = _run(paths, rates, cal, predictor, opts, out_dir,
+                                        Path(scratch), pool, jobs)
+            sample.sample_id = sample_id
+            if out_dir is not None and opts.report:
+                from active.analysis.report import write_report
+
+                write_report(sample, out_dir, first_frames)
+            for job in jobs:
+                job.result()  # re-raise a failure of the annotated video here
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
     if out_dir is not None:
-        write_outputs(sample, out_dir, first_frames, opts.report)
+        write_tables(sample, out_dir)  # last: summary.json carries every stage's time
     return sample
 
 
@@ -118,6 +140,14 @@ def write_outputs(sample: SampleAnalysis, out: Path, first_frames: dict[str, np.
 
         paths["report"] = str(write_report(sample, out, first_frames))
     return paths
+
+
+def _annotate(path: Path, va: VideoAnalysis, out: Path, fps: float) -> None:
+    from active.analysis.annotate import write_annotated_video
+
+    t0 = time.perf_counter()
+    write_annotated_video(path, va, out, fps)
+    va.seconds["annotated_video"] = time.perf_counter() - t0
 
 
 @dataclass
@@ -140,8 +170,8 @@ class _Collected:
 
 
 def _run(paths: list[Path], rates: list[tuple[float, str]], cal: Calibration, predictor: Any,
-         opts: AnalyzeOptions, out_dir: Path | None, scratch: Path
-         ) -> tuple[SampleAnalysis, dict[str, np.ndarray | None]]:
+         opts: AnalyzeOptions, out_dir: Path | None, scratch: Path, pool: ThreadPoolExecutor,
+         jobs: list[Future[None]]) -> tuple[SampleAnalysis, dict[str, np.ndarray | None]]:
     from active.inference.detect import DetectOptions, detect
 
     analyses = []
@@ -161,10 +191,6 @@ def _run(paths: list[Path], rates: list[tuple[float, str]], cal: Calibration, pr
                                 str(path), fps_from, opts.tracker, opts.grading, opts.window)
         va.seconds = {"detection": t1 - t0, **va.seconds}
         if out_dir is not None and opts.annotated:
-            from active.analysis.annotate import write_annotated_video
-
-            t2 = time.perf_counter()
-            write_annotated_video(path, va, det_dir / "annotated.mp4", fps)
-            va.seconds["annotated_video"] = time.perf_counter() - t2
+            jobs.append(pool.submit(_annotate, path, va, det_dir / "annotated.mp4", fps))
         analyses.append(va)
     return combine_sample("", cal, analyses, model_info(predictor)), first_frames
