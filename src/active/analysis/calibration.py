@@ -13,11 +13,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from active.data.scale import UM_PER_PX_RANGE
 from active.errors import UsageError
 
-#: µm/px outside this range is a typo or a unit mistake (nm, mm), not a microscope: 0.05 µm/px
-#: is beyond a 100x oil objective on a small-pixel camera, 5 µm/px below a 4x objective.
-UM_PER_PX_RANGE = (0.05, 5.0)
 #: Counting chambers are 10-100 µm deep (Makler 10, Leja 20, haemocytometer 100).
 CHAMBER_DEPTH_RANGE_UM = (1.0, 1000.0)
 #: Frame rates a CASA camera can have.

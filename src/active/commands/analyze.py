@@ -56,12 +56,22 @@ def _score(text: str) -> float:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from active.analysis import AnalyzeOptions, Calibration, analyze
     from active.analysis.report_text import format_sample
+    from active.commands.predict import profile_threshold
 
-    cal = Calibration(um_per_px=args.um_per_px, fps=args.fps,
+    um_per_px = args.um_per_px
+    conf = args.conf
+    if args.profile is not None:
+        from active.inference.profile import load_profile
+
+        conf = profile_threshold(args.profile, args.weights, args.conf)
+        if um_per_px is None and load_profile(args.profile).um_per_px is not None:
+            um_per_px = load_profile(args.profile).um_per_px
+            print(f"µm/px {um_per_px} from the profile {args.profile}")
+    cal = Calibration(um_per_px=um_per_px, fps=args.fps,
                       chamber_depth_um=args.chamber_depth, dilution=args.dilution)
     sample_id = args.sample or Path(args.videos[0]).stem
     out = args.out if args.out is not None else Path("runs/analyze") / sample_id
-    opts = AnalyzeOptions(weights=args.weights, backend=args.backend, conf=args.conf,
+    opts = AnalyzeOptions(weights=args.weights, backend=args.backend, conf=conf,
                           threads=args.threads, annotated=not args.no_video,
                           progress=not args.quiet, window=args.vap_window)
     sample = analyze(args.videos, cal, out, sample_id, opts)
@@ -100,6 +110,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
     p.add_argument("--conf", type=_score, default=None, help="score threshold (default: the "
                    "model's, 0.25)")
+    p.add_argument("--profile", type=Path, default=None, help="a microscope profile from "
+                   "'active calibrate': its counting threshold, and its µm/px when "
+                   "--um-per-px is not given")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads")
     p.add_argument("--vap-window", type=_odd_window, default=5, metavar="N",
                    help="points of the moving average that makes the average path (VAP, ALH, "

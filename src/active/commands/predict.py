@@ -6,13 +6,33 @@ import argparse
 from pathlib import Path
 
 
+def profile_threshold(profile_path: Path | None, weights: list[str] | str,
+                      conf: float | None) -> float:
+    """The score threshold: ``--conf`` if given, else the profile's (checked against the model),
+    else 0.25."""
+    if conf is not None or profile_path is None:
+        return 0.25 if conf is None else conf
+    from active.inference.predictor import file_sha256, resolve_weights
+    from active.inference.profile import load_profile
+
+    profile = load_profile(profile_path)
+    model = resolve_weights(weights[0] if isinstance(weights, list) else weights)
+    if not model.is_file():
+        from active.errors import CheckpointError
+
+        raise CheckpointError(model, "model file not found")
+    profile.check_model(file_sha256(model), model, profile_path)
+    return profile.score_threshold
+
+
 def _predictor(args: argparse.Namespace):
     from active.inference.predictor import Predictor
 
     imgsz = None if args.imgsz is None else (args.imgsz * 2 if len(args.imgsz) == 1
                                              else args.imgsz)
+    conf = profile_threshold(args.profile, args.weights, args.conf)
     return Predictor(args.weights, backend=args.backend, device=args.device, imgsz=imgsz,
-                     conf=args.conf, iou=args.iou, max_det=args.max_det,
+                     conf=conf, iou=args.iou, max_det=args.max_det,
                      threads=args.threads, tta=args.tta, merge=not args.no_merge,
                      rescorer=getattr(args, "rescorer", None))
 
@@ -64,7 +84,10 @@ def add_predict_args(p: argparse.ArgumentParser, weights_default: str = "default
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto (default cpu)")
     p.add_argument("--imgsz", type=int, nargs="+", default=None, metavar="N",
                    help="input size: H W, or one N for N x N (default: the model's)")
-    p.add_argument("--conf", type=float, default=0.25, help="score threshold (0.25)")
+    p.add_argument("--conf", type=float, default=None, help="score threshold (default: the "
+                   "--profile's, else 0.25)")
+    p.add_argument("--profile", type=Path, default=None, help="a microscope profile from "
+                   "'active calibrate': its counting threshold (--conf overrides it)")
     p.add_argument("--iou", type=float, default=0.45, help="DIoU-NMS IoU threshold (0.45)")
     p.add_argument("--max-det", type=int, default=300, help="detections kept per frame (300)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")

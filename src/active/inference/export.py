@@ -57,8 +57,10 @@ def export_onnx(weights: str | Path, path: str | Path | None = None, opset: int 
     weights = Path(weights)
     path = Path(path) if path is not None else weights.with_suffix(".onnx")
     pred = Predictor(weights, backend="torch", device="cpu", imgsz=imgsz)
-    data = onnx_bytes(pred.backend.model, pred.spec, opset,
-                      {"checkpoint_sha256": file_sha256(weights), "checkpoint": weights.name})
+    extra = {"checkpoint_sha256": file_sha256(weights), "checkpoint": weights.name}
+    if pred.operating_point == "model":  # the counting threshold travels with the network
+        extra["score_threshold"] = repr(pred.conf)
+    data = onnx_bytes(pred.backend.model, pred.spec, opset, extra)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path

@@ -54,6 +54,15 @@ def resolve_weights(weights: str | Path) -> Path:
     return path
 
 
+def _threshold(value: object) -> float | None:
+    """A stored operating threshold, if it is a usable one."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if 0 < v < 1 else None
+
+
 def file_sha256(path: Path) -> str:
     import hashlib
 
@@ -110,7 +119,10 @@ class Predictor:
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         imgsz: network input (height, width), or one int for a square; default: the size the
             model was trained at. Frames are letterboxed into it (aspect ratio kept).
-        conf: score threshold; iou: DIoU-NMS threshold; max_det: detections kept per frame.
+        conf: score threshold; default: the model's counting operating point (the threshold at
+            which its count per frame was unbiased on validation data, stored in the checkpoint
+            and the ONNX metadata as ``score_threshold``), else 0.25; ``operating_point``
+            says which. iou: DIoU-NMS threshold; max_det: detections kept per frame.
         merge: move each kept box to the score-weighted mean of the boxes its NMS suppressed
             (default; ``False``: the paper's plain DIoU-NMS). Counts do not change, boxes do.
         threads: CPU threads (PyTorch intra-op or ONNX Runtime); default: every core.
@@ -124,7 +136,7 @@ class Predictor:
 
     def __init__(self, weights: str | Path = "default", backend: Backend = "auto",
                  device: str = "auto", imgsz: int | Sequence[int] | None = None,
-                 conf: float = 0.25, iou: float = 0.45, max_det: int = 300,
+                 conf: float | None = None, iou: float = 0.45, max_det: int = 300,
                  nms: Literal["diou", "iou"] = "diou", threads: int | None = None,
                  tta: bool = False, merge: bool = True,
                  rescorer: str | Path | None = None) -> None:
@@ -139,8 +151,10 @@ class Predictor:
             raise UsageError("an ensemble runs with the torch backend on .pt checkpoints")
         if self.weights.suffix == ".onnx" and backend == "torch":
             raise UsageError(f"{self.weights}: an ONNX file runs with backend 'onnx' (or 'auto')")
-        self.postprocess_config = PostProcessConfig(score_threshold=conf, iou_threshold=iou,
-                                                    max_det=max_det, nms=nms, merge=merge)
+        self.postprocess_config = PostProcessConfig(score_threshold=0.25 if conf is None else conf,
+                                                    iou_threshold=iou, max_det=max_det, nms=nms,
+                                                    merge=merge)
+        model_conf: float | None = None
         if threads:
             torch.set_num_threads(threads)
         size = None if imgsz is None else (
@@ -153,6 +167,7 @@ class Predictor:
         if self.weights.suffix == ".onnx":
             self.backend = OnnxBackend(self.weights, device, threads)
             self.spec = ModelSpec.from_metadata(self.backend.metadata, self.weights)
+            model_conf = _threshold(self.backend.metadata.get("score_threshold"))
             if size is not None and size != self.spec.imgsz:
                 raise UsageError(f"{self.weights}: exported at {self.spec.imgsz}; re-export for "
                                  f"imgsz {size}")
@@ -167,6 +182,8 @@ class Predictor:
                 self.ensemble_tta, tta = tta, False
             else:
                 model, data = load_model(self.weights)
+                model_conf = _threshold(((data.get("meta") or {}).get("operating_point") or {})
+                                        .get("score_threshold"))
             self.spec = ModelSpec(
                 names=tuple(data["class_names"]),
                 imgsz=size or tuple(model.config.imgsz),
@@ -193,6 +210,12 @@ class Predictor:
                              "(ACTIVE, YOLOv3, YOLOv4, YOLOv8n/YOLO11n), not a baseline that "
                              "returns final detections only")
         self.tta = tta
+        if conf is None:
+            conf = model_conf if model_conf is not None else 0.25
+            self.operating_point = "model" if model_conf is not None else "default 0.25"
+        else:
+            self.operating_point = "given"
+        self.postprocess_config = replace(self.postprocess_config, score_threshold=conf)
         self.rescorer = None
         if rescorer is not None:
             from active.inference.rescore import Rescorer
