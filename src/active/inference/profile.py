@@ -83,11 +83,10 @@ def load_profile(path: str | Path) -> Profile:
     if not (math.isfinite(t) and 0 < t < 1):
         raise DataError(path, f"score_threshold must be between 0 and 1, got {t}")
     um = data.get("um_per_px")
-    if um is not None:
-        if isinstance(um, bool) or not isinstance(um, int | float) or not (
-                UM_PER_PX_RANGE[0] <= um <= UM_PER_PX_RANGE[1]):
-            raise DataError(path, f"um_per_px must be a number in {UM_PER_PX_RANGE[0]}-"
-                                  f"{UM_PER_PX_RANGE[1]} or null, got {um!r}")
+    lo, hi = UM_PER_PX_RANGE
+    if um is not None and (isinstance(um, bool) or not isinstance(um, int | float)
+                           or not lo <= um <= hi):
+        raise DataError(path, f"um_per_px must be a number in {lo}-{hi} or null, got {um!r}")
     return Profile(model_file=data["model_file"], model_sha256=data["model_sha256"],
                    score_threshold=t, um_per_px=None if um is None else float(um),
                    fitted_on=dict(data.get("fitted_on") or {}),
