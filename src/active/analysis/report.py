@@ -107,7 +107,12 @@ def _model(model: dict[str, Any]) -> list[tuple[str, str]]:
     sha = model.get("sha256")
     rows.append(("Weights SHA-256", f"{str(sha)[:12]}…" if sha else "not recorded"))
     thr = model.get("score_threshold", model.get("conf"))
-    rows.append(("Score threshold", fmt(thr, 2, "not recorded")))
+    source = {"model": "the model's counting operating point", "given": "given (--conf)",
+              "profile": "from the microscope profile", "default 0.25": "the generic default"
+              }.get(str(model.get("threshold_from")), "")
+    text = fmt(thr, 4, "not recorded")
+    rows.append(("Score threshold", f"{text} ({source})" if source and thr is not None
+                 else text))
     if model.get("backend"):
         rows.append(("Backend", str(model["backend"])))
     return rows

@@ -55,6 +55,7 @@ class AnalyzeOptions:
     annotated: bool = True
     report: bool = True
     progress: bool = False
+    profile: str | None = None  # the microscope profile the threshold came from, if any
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     grading: GradeConfig = field(default_factory=GradeConfig)
     window: int = 5
@@ -80,6 +81,7 @@ def model_info(predictor: Any) -> dict[str, Any]:
     return {"weights": weights.name, "sha256": file_sha256(weights)[:16] if weights.is_file()
             else None, "backend": predictor.backend.name, "imgsz": list(predictor.imgsz),
             "score_threshold": float(getattr(predictor, "conf", 0.25)),
+            "threshold_from": getattr(predictor, "operating_point", None),
             "classes": list(predictor.names)}
 
 
@@ -193,4 +195,7 @@ def _run(paths: list[Path], rates: list[tuple[float, str]], cal: Calibration, pr
         if out_dir is not None and opts.annotated:
             jobs.append(pool.submit(_annotate, path, va, det_dir / "annotated.mp4", fps))
         analyses.append(va)
-    return combine_sample("", cal, analyses, model_info(predictor)), first_frames
+    model = model_info(predictor)
+    if opts.profile is not None:
+        model.update(threshold_from="profile", profile=str(opts.profile))
+    return combine_sample("", cal, analyses, model), first_frames

@@ -73,7 +73,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs/analyze") / sample_id
     opts = AnalyzeOptions(weights=args.weights, backend=args.backend, conf=conf,
                           threads=args.threads, annotated=not args.no_video,
-                          progress=not args.quiet, window=args.vap_window)
+                          progress=not args.quiet, window=args.vap_window,
+                          profile=None if args.profile is None or args.conf is not None
+                          else str(args.profile))
     sample = analyze(args.videos, cal, out, sample_id, opts)
     print(format_sample(sample))
     print(f"\nreport: {out / 'report.html'}")
