@@ -2,9 +2,11 @@
 frame is unbiased on validation frames (``active.evaluation.counting.count_threshold``), in the
 checkpoint's ``meta["operating_point"]``, and export the ONNX twin again so that its metadata
 carries it too. ``Predictor``, ``active detect`` and ``active analyze`` then use it by default.
+With ``--um-per-px``, also the scale the model was trained at (``meta["scale"]``: µm/px and the
+median sperm box of the data in px), which ``--um-per-px`` on detect/analyze resizes frames to.
 
     python scripts/set_operating_point.py src/active/weights/active-i-n-svia.pt \
-        --data ../shared/data/svia-sample --videos S_0001
+        --data ../shared/data/svia-sample --videos S_0001 --um-per-px 0.35
 
 Use validation frames the model was not trained on (for the bundled model, its validation video).
 """
@@ -22,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="annotated validation frames")
     ap.add_argument("--videos", nargs="*", default=None, help="only these videos of --data")
     ap.add_argument("--no-onnx", action="store_true", help="do not export the ONNX twin again")
+    ap.add_argument("--um-per-px", type=float, default=None, help="the µm/px of the frames the "
+                    "model was trained on (stored as its scale)")
+    ap.add_argument("--scale-note", default="", help="where that µm/px comes from")
     args = ap.parse_args(argv)
 
     import torch
@@ -52,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
           "sperm_ap50": round(evaluate_ap(results, pred.names)["sperm"].ap, 4)}
     data = read_checkpoint(args.weights)
     data.setdefault("meta", {})["operating_point"] = op
+    if args.um_per_px is not None:
+        import numpy as np
+
+        b = np.concatenate([r.boxes[r.labels == sperm] for r in records])
+        head = float(np.median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])))
+        data["meta"]["scale"] = {"um_per_px": args.um_per_px, "head_box_px": head,
+                                 "note": args.scale_note}
     with atomic_path(args.weights) as tmp:
         torch.save(data, tmp)
     print(f"{args.weights}: operating point {t} (count bias there "

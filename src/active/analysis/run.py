@@ -82,6 +82,8 @@ def model_info(predictor: Any) -> dict[str, Any]:
             else None, "backend": predictor.backend.name, "imgsz": list(predictor.imgsz),
             "score_threshold": float(getattr(predictor, "conf", 0.25)),
             "threshold_from": getattr(predictor, "operating_point", None),
+            "model_um_per_px": getattr(predictor, "model_um_per_px", None),
+            "resize_factor": getattr(predictor, "scale_factor", None),
             "classes": list(predictor.names)}
 
 
@@ -109,6 +111,8 @@ def analyze(videos: Sequence[str | Path], calibration: Calibration | None = None
     if opts.conf is not None:
         kwargs["conf"] = opts.conf
     predictor = Predictor(opts.weights, **kwargs)
+    if cal.um_per_px is not None and predictor.model_um_per_px is not None:
+        predictor.set_scale(cal.um_per_px)  # heads reach the network at its trained size
     # Annotated videos are drawn in a background thread (OpenCV's decode, draw and encode
     # release the GIL) while the next video is detected and the report is made.
     with tempfile.TemporaryDirectory(prefix="active-analyze-") as scratch, \

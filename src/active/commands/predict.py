@@ -6,6 +6,16 @@ import argparse
 from pathlib import Path
 
 
+def _um_per_px(text: str) -> float:
+    from active.analysis.calibration import check_um_per_px
+    from active.errors import UsageError
+
+    try:
+        return float(check_um_per_px(text, "--um-per-px"))  # type: ignore[arg-type]
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--um-per-px ")) from exc
+
+
 def profile_threshold(profile_path: Path | None, weights: list[str] | str,
                       conf: float | None) -> float:
     """The score threshold: ``--conf`` if given, else the profile's (checked against the model),
@@ -34,7 +44,8 @@ def _predictor(args: argparse.Namespace):
     return Predictor(args.weights, backend=args.backend, device=args.device, imgsz=imgsz,
                      conf=conf, iou=args.iou, max_det=args.max_det,
                      threads=args.threads, tta=args.tta, merge=not args.no_merge,
-                     rescorer=getattr(args, "rescorer", None))
+                     rescorer=getattr(args, "rescorer", None),
+                     um_per_px=getattr(args, "um_per_px", None))
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -88,6 +99,9 @@ def add_predict_args(p: argparse.ArgumentParser, weights_default: str = "default
                    "--profile's, else 0.25)")
     p.add_argument("--profile", type=Path, default=None, help="a microscope profile from "
                    "'active calibrate': its counting threshold (--conf overrides it)")
+    p.add_argument("--um-per-px", type=_um_per_px, default=None, metavar="X",
+                   help="your frames' µm per pixel: each frame is resized so that sperm heads "
+                   "reach the model at the scale it was trained at (model card)")
     p.add_argument("--iou", type=float, default=0.45, help="DIoU-NMS IoU threshold (0.45)")
     p.add_argument("--max-det", type=int, default=300, help="detections kept per frame (300)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")

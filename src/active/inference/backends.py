@@ -152,6 +152,9 @@ class OnnxBackend:
             raise CheckpointError(self.path, "not a loadable ONNX model: "
                                              f"{str(exc).splitlines()[0][:300]}") from None
         self.input_name = self.session.get_inputs()[0].name
+        shape = self.session.get_inputs()[0].shape
+        #: False for an older export whose input size is fixed (it cannot run other sizes).
+        self.dynamic_hw = len(shape) == 4 and not all(isinstance(v, int) for v in shape[2:])
         self.metadata: dict[str, Any] = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def __call__(self, batch: np.ndarray) -> list[torch.Tensor]:

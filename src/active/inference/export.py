@@ -37,10 +37,13 @@ def onnx_bytes(model: torch.nn.Module, spec: ModelSpec, opset: int = 18,
         net.fuse()
     h, w = spec.imgsz
     batch = Dim("batch", min=1, max=256)
+    # Height and width are dynamic (multiples of 32, up to 4096 px) so that frames can be
+    # resized to the model's physical scale (Predictor(um_per_px=...)) at any size.
+    h32, w32 = Dim("h32", min=2, max=128), Dim("w32", min=2, max=128)
     program = torch.onnx.export(
         net, (torch.zeros(2, 3, h, w),), dynamo=True, opset_version=opset,
         input_names=["images"], output_names=[f"level{s}" for s in spec.strides],
-        dynamic_shapes=({0: batch},), verbose=False,
+        dynamic_shapes=({0: batch, 2: 32 * h32, 3: 32 * w32},), verbose=False,
     )
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {**spec.metadata(), **(extra_meta or {})})
@@ -60,6 +63,8 @@ def export_onnx(weights: str | Path, path: str | Path | None = None, opset: int 
     extra = {"checkpoint_sha256": file_sha256(weights), "checkpoint": weights.name}
     if pred.operating_point == "model":  # the counting threshold travels with the network
         extra["score_threshold"] = repr(pred.conf)
+    if pred.model_um_per_px is not None:  # and so does the scale it was trained at
+        extra["um_per_px"] = repr(pred.model_um_per_px)
     data = onnx_bytes(pred.backend.model, pred.spec, opset, extra)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -63,6 +63,21 @@ def _threshold(value: object) -> float | None:
     return v if 0 < v < 1 else None
 
 
+def _positive(value: object) -> float | None:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 else None
+
+
+def _input_size(shape: tuple[int, ...], factor: float) -> tuple[int, int]:
+    """The network input (multiples of 32) for a frame of ``shape`` resized by ``factor``."""
+    h, w = shape[:2]
+    return (max(32, int(np.ceil(h * factor / 32)) * 32),
+            max(32, int(np.ceil(w * factor / 32)) * 32))
+
+
 def file_sha256(path: Path) -> str:
     import hashlib
 
@@ -132,6 +147,11 @@ class Predictor:
         rescorer: a crop classifier trained by ``active rescorer`` for this model's classes
             (:mod:`active.inference.rescore`): every detection is looked at a second time and
             rescored before ``conf`` applies (docs/training.md).
+        um_per_px: the frames' scale (µm per pixel). When the model records the scale it was
+            trained at, every frame is resized by ``um_per_px / model_um_per_px`` (the network
+            input follows, in multiples of 32) so that heads reach the network at the size it
+            learnt them, whatever the objective and camera; boxes come back in the frame's own
+            pixels. None: frames are letterboxed into the model's input size (``imgsz``).
     """
 
     def __init__(self, weights: str | Path = "default", backend: Backend = "auto",
@@ -139,7 +159,7 @@ class Predictor:
                  conf: float | None = None, iou: float = 0.45, max_det: int = 300,
                  nms: Literal["diou", "iou"] = "diou", threads: int | None = None,
                  tta: bool = False, merge: bool = True,
-                 rescorer: str | Path | None = None) -> None:
+                 rescorer: str | Path | None = None, um_per_px: float | None = None) -> None:
         if backend not in ("auto", "torch", "onnx"):
             raise UsageError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
         members = ([weights] if isinstance(weights, str | Path) else list(weights)) or ["default"]
@@ -155,6 +175,7 @@ class Predictor:
                                                     iou_threshold=iou, max_det=max_det, nms=nms,
                                                     merge=merge)
         model_conf: float | None = None
+        model_scale: float | None = None
         if threads:
             torch.set_num_threads(threads)
         size = None if imgsz is None else (
@@ -168,6 +189,7 @@ class Predictor:
             self.backend = OnnxBackend(self.weights, device, threads)
             self.spec = ModelSpec.from_metadata(self.backend.metadata, self.weights)
             model_conf = _threshold(self.backend.metadata.get("score_threshold"))
+            model_scale = _positive(self.backend.metadata.get("um_per_px"))
             if size is not None and size != self.spec.imgsz:
                 raise UsageError(f"{self.weights}: exported at {self.spec.imgsz}; re-export for "
                                  f"imgsz {size}")
@@ -182,8 +204,10 @@ class Predictor:
                 self.ensemble_tta, tta = tta, False
             else:
                 model, data = load_model(self.weights)
-                model_conf = _threshold(((data.get("meta") or {}).get("operating_point") or {})
+                meta = data.get("meta") or {}
+                model_conf = _threshold((meta.get("operating_point") or {})
                                         .get("score_threshold"))
+                model_scale = _positive((meta.get("scale") or {}).get("um_per_px"))
             self.spec = ModelSpec(
                 names=tuple(data["class_names"]),
                 imgsz=size or tuple(model.config.imgsz),
@@ -216,6 +240,13 @@ class Predictor:
         else:
             self.operating_point = "given"
         self.postprocess_config = replace(self.postprocess_config, score_threshold=conf)
+        #: The µm/px the model was trained at (None: not recorded).
+        self.model_um_per_px = model_scale
+        self._size_warned = False
+        self._fixed_size = size is not None
+        self.scale_factor: float | None = None
+        if um_per_px is not None:
+            self.set_scale(um_per_px)
         self.rescorer = None
         if rescorer is not None:
             from active.inference.rescore import Rescorer
@@ -263,6 +294,44 @@ class Predictor:
         results = self.predict_frames(frames, sources)
         return results[0] if single else results
 
+    def set_scale(self, um_per_px: float) -> None:
+        """Resize every frame from ``um_per_px`` to the model's training scale from now on."""
+        from active.data.scale import UM_PER_PX_RANGE
+
+        lo, hi = UM_PER_PX_RANGE
+        if not lo <= float(um_per_px) <= hi:
+            raise UsageError(f"--um-per-px must lie in {lo}-{hi} µm/px, got {um_per_px}")
+        if self.model_um_per_px is None:
+            raise UsageError(f"{self.weights}: the model records no training scale (µm/px), so "
+                             "frames cannot be resized to it; leave out --um-per-px or use a "
+                             "model that records it (scripts/set_operating_point.py --um-per-px)")
+        if self._fixed_size:
+            raise UsageError("give either imgsz or um_per_px: with a scale the input size "
+                             "follows the frame")
+        if self.backend.name == "onnx" and not getattr(self.backend, "dynamic_hw", False):
+            raise UsageError(f"{self.weights}: this ONNX export has a fixed input size; export "
+                             "it again ('active export') to resize frames to the model's scale")
+        self.scale_factor = float(um_per_px) / self.model_um_per_px
+
+    def _input_for(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """The network input size for frames of ``shape``; warns once when a large frame is
+        shrunk far below the model's scale because no µm/px was given."""
+        if self.scale_factor is not None:
+            return _input_size(shape, self.scale_factor)
+        shrink = min(self.imgsz[0] / shape[0], self.imgsz[1] / shape[1])
+        if shrink < 0.6 and not self._size_warned:
+            import warnings
+
+            self._size_warned = True
+            at = (f" (trained at {self.model_um_per_px} µm/px)" if self.model_um_per_px
+                  else "")
+            warnings.warn(f"frames of {shape[1]}x{shape[0]} px are shrunk to {shrink:.0%} to fit "
+                          f"the model's {self.imgsz[1]}x{self.imgsz[0]} input, so sperm heads "
+                          f"reach it much smaller than it learnt them{at}; give --um-per-px "
+                          "(your microscope's µm per pixel) to resize frames to the model's "
+                          "scale instead", UserWarning, stacklevel=3)
+        return self.imgsz
+
     def predict_frames(self, frames: Sequence[np.ndarray],
                        sources: Sequence[str | None] | None = None,
                        frame_indices: Sequence[int] | None = None,
@@ -274,8 +343,12 @@ class Predictor:
         sources = sources or [None] * n
         frame_indices = frame_indices or list(range(n))
         times = times or [None] * n
+        shapes = {f.shape[:2] for f in frames}
+        if len(shapes) > 1 and self.scale_factor is not None:  # one input size per call
+            return [r for i in range(n) for r in self.predict_frames(
+                frames[i:i + 1], sources[i:i + 1], frame_indices[i:i + 1], times[i:i + 1])]
         t0 = time.perf_counter()
-        batch, metas = letterbox_batch(frames, self.imgsz)
+        batch, metas = letterbox_batch(frames, self._input_for(frames[0].shape))
         t1 = time.perf_counter()
         if self.tta and getattr(self.backend, "returns_detections", False):  # Ultralytics
             cfg = replace(self.postprocess_config, nms=self.backend.nms or
