@@ -95,6 +95,12 @@ def test_calibrate_cli_and_profile_use(tmp_path: Path, capsys) -> None:
                  "--quiet", "--no-annotated"]) == 0
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     assert summary["score_threshold"] == p.score_threshold
+    # without --um-per-px the scale is estimated from the annotated heads (same optics: ~0.35)
+    est = tmp_path / "est.json"
+    assert main(["calibrate", str(data), "--out", str(est)]) == 0
+    e = load_profile(est)
+    assert e.um_per_px_from == "estimated from head size" and e.measured_scale is None
+    assert e.um_per_px == pytest.approx(0.35, rel=0.25)
     # --conf wins over the profile
     assert main(["detect", str(clip), "--profile", str(prof), "--conf", "0.3", "--out",
                  str(tmp_path / "d2"), "--quiet", "--no-annotated"]) == 0

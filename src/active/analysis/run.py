@@ -56,6 +56,9 @@ class AnalyzeOptions:
     report: bool = True
     progress: bool = False
     profile: str | None = None  # the microscope profile the threshold came from, if any
+    #: µm/px to resize frames to the model's scale when the calibration has none for measuring
+    #: (a profile's estimate from head size).
+    resize_um_per_px: float | None = None
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     grading: GradeConfig = field(default_factory=GradeConfig)
     window: int = 5
@@ -111,8 +114,9 @@ def analyze(videos: Sequence[str | Path], calibration: Calibration | None = None
     if opts.conf is not None:
         kwargs["conf"] = opts.conf
     predictor = Predictor(opts.weights, **kwargs)
-    if cal.um_per_px is not None and predictor.model_um_per_px is not None:
-        predictor.set_scale(cal.um_per_px)  # heads reach the network at its trained size
+    resize = cal.um_per_px if cal.um_per_px is not None else opts.resize_um_per_px
+    if resize is not None and predictor.model_um_per_px is not None:
+        predictor.set_scale(resize)  # heads reach the network at its trained size
     # Annotated videos are drawn in a background thread (OpenCV's decode, draw and encode
     # release the GIL) while the next video is detected and the report is made.
     with tempfile.TemporaryDirectory(prefix="active-analyze-") as scratch, \

@@ -60,13 +60,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     um_per_px = args.um_per_px
     conf = args.conf
+    resize_um = None
     if args.profile is not None:
         from active.inference.profile import load_profile
 
         conf = profile_threshold(args.profile, args.weights, args.conf)
-        if um_per_px is None and load_profile(args.profile).um_per_px is not None:
-            um_per_px = load_profile(args.profile).um_per_px
+        prof = load_profile(args.profile)
+        if um_per_px is None and prof.measured_scale is not None:
+            um_per_px = prof.measured_scale
             print(f"µm/px {um_per_px} from the profile {args.profile}")
+        elif um_per_px is None and prof.um_per_px is not None:
+            resize_um = prof.um_per_px  # estimated: resizes frames, measures nothing
+            print(f"frames resized from an estimated {resize_um} µm/px (profile "
+                  f"{args.profile}); give --um-per-px for micrometres, grades and concentration")
     cal = Calibration(um_per_px=um_per_px, fps=args.fps,
                       chamber_depth_um=args.chamber_depth, dilution=args.dilution)
     sample_id = args.sample or Path(args.videos[0]).stem
@@ -75,7 +81,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                           threads=args.threads, annotated=not args.no_video,
                           progress=not args.quiet, window=args.vap_window,
                           profile=None if args.profile is None or args.conf is not None
-                          else str(args.profile))
+                          else str(args.profile), resize_um_per_px=resize_um)
     sample = analyze(args.videos, cal, out, sample_id, opts)
     print(format_sample(sample))
     print(f"\nreport: {out / 'report.html'}")

@@ -41,11 +41,18 @@ def _predictor(args: argparse.Namespace):
     imgsz = None if args.imgsz is None else (args.imgsz * 2 if len(args.imgsz) == 1
                                              else args.imgsz)
     conf = profile_threshold(args.profile, args.weights, args.conf)
-    return Predictor(args.weights, backend=args.backend, device=args.device, imgsz=imgsz,
-                     conf=conf, iou=args.iou, max_det=args.max_det,
-                     threads=args.threads, tta=args.tta, merge=not args.no_merge,
-                     rescorer=getattr(args, "rescorer", None),
-                     um_per_px=getattr(args, "um_per_px", None))
+    predictor = Predictor(args.weights, backend=args.backend, device=args.device, imgsz=imgsz,
+                          conf=conf, iou=args.iou, max_det=args.max_det,
+                          threads=args.threads, tta=args.tta, merge=not args.no_merge,
+                          rescorer=getattr(args, "rescorer", None),
+                          um_per_px=getattr(args, "um_per_px", None))
+    if args.um_per_px is None and args.profile is not None:
+        from active.inference.profile import load_profile
+
+        scale = load_profile(args.profile).um_per_px  # given or estimated from head size
+        if scale is not None and predictor.model_um_per_px is not None:
+            predictor.set_scale(scale)
+    return predictor
 
 
 def cmd_detect(args: argparse.Namespace) -> int:

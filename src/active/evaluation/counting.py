@@ -53,7 +53,9 @@ def calibrate(weights: str | Path, data: str | Path, fmt: str = "auto",
               ) -> Any:
     """Fit the sperm-counting threshold of ``weights`` on the annotated frames in ``data`` (any
     supported format); returns a :class:`~active.inference.profile.Profile` with the metrics
-    before and after (count bias, precision, recall, AP50)."""
+    before and after (count bias, precision, recall, AP50). Without ``um_per_px`` the scale is
+    estimated from the annotated heads' size (:func:`estimate_scale`); frames are resized to the
+    model's scale before the fit, as ``detect --profile`` will."""
     from active.data.classes import DEFAULT_CLASSES
     from active.data.dataset import load_dataset
     from active.errors import DataError
@@ -69,6 +71,18 @@ def calibrate(weights: str | Path, data: str | Path, fmt: str = "auto",
     if not records or n_boxes == 0:
         raise DataError(data, "no annotated sperm box: calibration needs frames where every "
                               "sperm head is boxed (the count is fitted to them)")
+    scale_from = "given"
+    if um_per_px is None:
+        um_per_px = estimate_scale(records, sperm, predictor.model_um_per_px,
+                                   predictor.model_head_box_px)
+        scale_from = "estimated from head size" if um_per_px is not None else "unknown"
+        from active.data.scale import UM_PER_PX_RANGE
+
+        if um_per_px is not None and not UM_PER_PX_RANGE[0] <= um_per_px <= UM_PER_PX_RANGE[1]:
+            raise DataError(data, f"the annotated heads give {um_per_px} µm/px, outside "
+                                  f"{UM_PER_PX_RANGE}: check the boxes, or give --um-per-px")
+    if um_per_px is not None and predictor.model_um_per_px is not None:
+        predictor.set_scale(um_per_px)  # fit the threshold on frames as detect will see them
     results = []
     for r in records:
         d = predictor(r.image)
@@ -78,6 +92,7 @@ def calibrate(weights: str | Path, data: str | Path, fmt: str = "auto",
     fitted = min(max(t, lo), hi)
     default = 0.25
     metrics = {"fitted_threshold_raw": round(t, 4), "default_threshold": default,
+               "um_per_px_from": scale_from,
                "at_default": _summary(results, predictor.names, sperm, default),
                "at_fitted": _summary(results, predictor.names, sperm, fitted),
                "sperm_ap50": round(evaluate_ap(results, predictor.names)["sperm"].ap, 4)}
@@ -89,7 +104,19 @@ def calibrate(weights: str | Path, data: str | Path, fmt: str = "auto",
                    score_threshold=round(fitted, 4), um_per_px=um_per_px,
                    fitted_on={"data": str(data), "frames": len(records), "sperm_boxes": n_boxes,
                               "videos": sorted({r.video_id for r in records})},
-                   metrics=metrics, created=now())
+                   metrics=metrics, created=now(), um_per_px_from=scale_from)
+
+
+def estimate_scale(records: Sequence[Any], sperm: int, model_um_per_px: float | None,
+                   model_head_px: float | None) -> float | None:
+    """µm/px of annotated frames from their head size: sperm heads are the same in every
+    microscope, so the ratio of the model's median head box to these frames' gives the ratio of
+    the scales. None when the model records no scale."""
+    if model_um_per_px is None or model_head_px is None:
+        return None
+    boxes = np.concatenate([r.boxes[r.labels == sperm] for r in records])
+    head = float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
+    return round(model_um_per_px * model_head_px / head, 4)
 
 
 def _summary(results: Sequence[ImageResult], names: Sequence[str], cls: int, t: float

@@ -65,6 +65,8 @@ def export_onnx(weights: str | Path, path: str | Path | None = None, opset: int 
         extra["score_threshold"] = repr(pred.conf)
     if pred.model_um_per_px is not None:  # and so does the scale it was trained at
         extra["um_per_px"] = repr(pred.model_um_per_px)
+    if pred.model_head_box_px is not None:
+        extra["head_box_px"] = repr(pred.model_head_box_px)
     data = onnx_bytes(pred.backend.model, pred.spec, opset, extra)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

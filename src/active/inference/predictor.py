@@ -176,6 +176,7 @@ class Predictor:
                                                     merge=merge)
         model_conf: float | None = None
         model_scale: float | None = None
+        model_head: float | None = None
         if threads:
             torch.set_num_threads(threads)
         size = None if imgsz is None else (
@@ -190,6 +191,7 @@ class Predictor:
             self.spec = ModelSpec.from_metadata(self.backend.metadata, self.weights)
             model_conf = _threshold(self.backend.metadata.get("score_threshold"))
             model_scale = _positive(self.backend.metadata.get("um_per_px"))
+            model_head = _positive(self.backend.metadata.get("head_box_px"))
             if size is not None and size != self.spec.imgsz:
                 raise UsageError(f"{self.weights}: exported at {self.spec.imgsz}; re-export for "
                                  f"imgsz {size}")
@@ -208,6 +210,7 @@ class Predictor:
                 model_conf = _threshold((meta.get("operating_point") or {})
                                         .get("score_threshold"))
                 model_scale = _positive((meta.get("scale") or {}).get("um_per_px"))
+                model_head = _positive((meta.get("scale") or {}).get("head_box_px"))
             self.spec = ModelSpec(
                 names=tuple(data["class_names"]),
                 imgsz=size or tuple(model.config.imgsz),
@@ -242,6 +245,8 @@ class Predictor:
         self.postprocess_config = replace(self.postprocess_config, score_threshold=conf)
         #: The µm/px the model was trained at (None: not recorded).
         self.model_um_per_px = model_scale
+        #: The median sperm box (long side, px) of its training frames (None: not recorded).
+        self.model_head_box_px = model_head
         self._size_warned = False
         self._fixed_size = size is not None
         self.scale_factor: float | None = None

@@ -41,6 +41,14 @@ class Profile:
     fitted_on: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    #: "given" (the lab measured it: good for micrometres) or "estimated from head size" (good
+    #: for resizing frames to the model, not for measuring: ``analyze`` then asks for it).
+    um_per_px_from: str = "given"
+
+    @property
+    def measured_scale(self) -> float | None:
+        """µm/px fit for measurements (distances, speeds, volumes): only a given one."""
+        return self.um_per_px if self.um_per_px_from == "given" else None
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "kind": KIND, **asdict(self)}
@@ -90,7 +98,8 @@ def load_profile(path: str | Path) -> Profile:
     return Profile(model_file=data["model_file"], model_sha256=data["model_sha256"],
                    score_threshold=t, um_per_px=None if um is None else float(um),
                    fitted_on=dict(data.get("fitted_on") or {}),
-                   metrics=dict(data.get("metrics") or {}), created=str(data.get("created", "")))
+                   metrics=dict(data.get("metrics") or {}), created=str(data.get("created", "")),
+                   um_per_px_from=str(data.get("um_per_px_from", "given")))
 
 
 def now() -> str:
