@@ -157,7 +157,10 @@ class OnnxBackend:
         self.dynamic_hw = len(shape) == 4 and not all(isinstance(v, int) for v in shape[2:])
         self.metadata: dict[str, Any] = dict(self.session.get_modelmeta().custom_metadata_map)
 
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The raw head outputs as numpy arrays (the path that needs no PyTorch)."""
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch,
+                                                                            dtype=np.float32)})
+
     def __call__(self, batch: np.ndarray) -> list[torch.Tensor]:
-        outs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch,
-                                                                             dtype=np.float32)})
-        return [torch.from_numpy(o) for o in outs]
+        return [torch.from_numpy(o) for o in self.run(batch)]

@@ -23,6 +23,7 @@ import torch
 from active.errors import CheckpointError, DataError, UsageError
 from active.inference.backends import ModelSpec, OnnxBackend, TorchBackend
 from active.inference.postprocess import Detections, PostProcessConfig, postprocess
+from active.inference.postprocess_np import postprocess as postprocess_np
 from active.inference.predict import letterbox_batch
 from active.inference.results import Results
 from active.inference.tta import tta_candidates, tta_detect
@@ -52,6 +53,17 @@ def resolve_weights(weights: str | Path) -> Path:
     if not path.exists() and path.suffix == "" and "/" not in text:
         return bundled_weights(text)
     return path
+
+
+class _NumpyDetections:
+    """One image's detections from the numpy post-processing (boxes, scores, classes)."""
+
+    def __init__(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
+        self.boxes, self.scores, self.classes = boxes, scores, classes
+
+
+def _as_numpy(x: object) -> np.ndarray:
+    return x.numpy() if hasattr(x, "numpy") else np.asarray(x)  # type: ignore[union-attr]
 
 
 def _threshold(value: object) -> float | None:
@@ -367,6 +379,13 @@ class Predictor:
             dets = tta_detect(self.backend, batch, self.spec.anchors, self.spec.strides,
                               self.spec.coder, self.postprocess_config)
             t2 = time.perf_counter()
+        elif self.backend.name == "onnx" and self.rescorer is None:
+            # numpy end to end (active.inference.postprocess_np, equal to the torch path)
+            raw_np = self.backend.run(batch)
+            t2 = time.perf_counter()
+            dets = [_NumpyDetections(*d) for d in postprocess_np(
+                raw_np, np.asarray(self.spec.anchors, np.float32), self.spec.strides,
+                self.spec.coder, self.postprocess_config)]
         else:
             raw = self.backend(batch)
             t2 = time.perf_counter()
@@ -374,13 +393,13 @@ class Predictor:
                                self.spec.coder, self.postprocess_config)
         results = []
         for i, (d, meta) in enumerate(zip(dets, metas, strict=True)):
-            boxes = meta.undo(d.boxes.numpy()).astype(np.float32)
+            boxes = meta.undo(_as_numpy(d.boxes)).astype(np.float32)
             if self.rescorer is not None:  # in frame pixels: its crops come from the frame
                 d = self.rescorer(frames[i], Detections(torch.from_numpy(boxes), d.scores,
                                                         d.classes), self.conf)
                 boxes = d.boxes.numpy()
-            results.append(Results(boxes, d.scores.numpy().astype(np.float32),
-                                   d.classes.numpy().astype(np.int64), self.names,
+            results.append(Results(boxes, _as_numpy(d.scores).astype(np.float32),
+                                   _as_numpy(d.classes).astype(np.int64), self.names,
                                    tuple(frames[i].shape[:2]), sources[i], frame_indices[i],
                                    times[i]))
         t3 = time.perf_counter()

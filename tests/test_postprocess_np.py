@@ -1,0 +1,67 @@
+"""The numpy post-processing (the ONNX path without PyTorch) gives the torch path's detections."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from active.inference import postprocess as torch_post
+from active.inference import postprocess_np as np_post
+from active.models.coder import BoxCoder
+
+
+def _raw(seed: int, nc: int = 2) -> list[np.ndarray]:
+    """Head outputs of a 3-level, 3-anchor model on a 128x160 input, with clusters of confident
+    priors (overlapping boxes for the NMS and the merge to act on)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for h, w in ((16, 20), (8, 10), (4, 5)):
+        r = rng.normal(0, 1, (2, 3, h, w, 5 + nc)).astype(np.float32)
+        r[..., 4] -= 3
+        hot = rng.random((2, 3, h, w)) < 0.15
+        r[..., 4][hot] += 5
+        out.append(r)
+    return out
+
+
+ANCHORS = np.array([[[10, 13], [16, 30], [33, 23]], [[30, 61], [62, 45], [59, 119]],
+                    [[116, 90], [156, 198], [373, 326]]], np.float32)
+
+
+@pytest.mark.parametrize("mode", ["bounded", "exp"])
+@pytest.mark.parametrize("threshold", [0.001, 0.25, 0.6])
+@pytest.mark.parametrize("nms,merge,agnostic", [("diou", True, False), ("diou", False, False),
+                                                ("iou", True, False), ("diou", True, True)])
+def test_numpy_equals_torch(mode: str, threshold: float, nms: str, merge: bool,
+                            agnostic: bool) -> None:
+    coder = BoxCoder(mode=mode, scale_xy=1.1 if mode == "exp" else 1.0)
+    cfg = replace(torch_post.PostProcessConfig(), score_threshold=threshold, nms=nms,
+                  merge=merge, agnostic=agnostic)
+    raw = _raw(int(threshold * 1000) + len(mode))
+    expected = torch_post.postprocess([torch.from_numpy(r) for r in raw],
+                                      torch.from_numpy(ANCHORS), (8, 16, 32), coder, cfg)
+    got = np_post.postprocess(raw, ANCHORS, (8, 16, 32), coder, cfg)
+    assert len(got) == len(expected) == 2
+    for e, (boxes, scores, classes) in zip(expected, got, strict=True):
+        assert len(boxes) == len(e) > 0
+        np.testing.assert_allclose(boxes, e.boxes.numpy(), atol=1e-3)
+        np.testing.assert_allclose(scores, e.scores.numpy(), atol=1e-6)
+        np.testing.assert_array_equal(classes, e.classes.numpy())
+
+
+def test_empty_and_large_candidate_sets() -> None:
+    cfg = torch_post.PostProcessConfig(score_threshold=0.25)
+    raw = [np.full((1, 3, 4, 4, 7), -20, np.float32)] * 3
+    assert all(len(b) == 0 for b, _, _ in np_post.postprocess(raw, ANCHORS, (8, 16, 32),
+                                                              BoxCoder(), cfg))
+    # above the matrix size the NMS goes row by row: same result
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 500, (1500, 2))
+    boxes = np.hstack([xy, xy + rng.uniform(5, 30, (1500, 2))]).astype(np.float32)
+    scores = rng.random(1500).astype(np.float32)
+    keep = np_post.greedy_nms(boxes, scores, 0.45)
+    ref = torch_post.diou_nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.45)
+    np.testing.assert_array_equal(keep, ref.numpy())
