@@ -65,3 +65,25 @@ def test_empty_and_large_candidate_sets() -> None:
     keep = np_post.greedy_nms(boxes, scores, 0.45)
     ref = torch_post.diou_nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.45)
     np.testing.assert_array_equal(keep, ref.numpy())
+
+
+def test_detect_and_analyze_with_onnx_never_import_torch(tmp_path) -> None:
+    """The bundled model runs in ONNX Runtime: detecting and analysing import no PyTorch (3 s and
+    ~800 MB of start-up); a subprocess so that this test's own imports do not count."""
+    import subprocess
+    import sys
+
+    from active.data.video import write_video
+
+    clip = tmp_path / "c.mp4"
+    write_video(clip, [np.full((128, 160, 3), 150, np.uint8)] * 35, fps=30)
+    code = (
+        "import sys\n"
+        "from active.cli import main\n"
+        f"assert main(['detect', {str(clip)!r}, '--out', {str(tmp_path / 'd')!r}, "
+        "'--quiet']) == 0\n"
+        f"assert main(['analyze', {str(clip)!r}, '--um-per-px', '0.35', '--chamber-depth', '20', "
+        f"'--out', {str(tmp_path / 'a')!r}, '--quiet']) == 0\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')]\n"
+        "assert not bad, bad[:5]\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,9 @@
 """Inference backends: the network's raw per-level outputs from PyTorch or ONNX Runtime.
 
-Both take a (B, 3, H, W) float32 batch in [0, 1] (a numpy array) and return the raw head tensors
-as torch tensors, so decoding and DIoU-NMS are one code path whatever runs the network.
+Both take a (B, 3, H, W) float32 batch in [0, 1] (a numpy array). ``OnnxBackend.run`` returns
+numpy arrays (post-processed by :mod:`active.inference.postprocess_np`, so the ONNX path never
+imports PyTorch); calling either backend returns torch tensors for the torch post-processing.
+:class:`TorchBackend` lives in :mod:`active.inference.torch_backend` (imported on first use).
 """
 
 from __future__ import annotations
@@ -10,17 +12,36 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from active.errors import CheckpointError
 from active.models.coder import BoxCoder
 
+if TYPE_CHECKING:
+    import torch
+
+
+def __getattr__(name: str) -> Any:  # TorchBackend needs PyTorch: import it only when asked for
+    if name == "TorchBackend":
+        from active.inference.torch_backend import TorchBackend
+
+        return TorchBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def device_type(device: str | Any) -> str:
+    """``"cuda"`` for ``"cuda"``, ``"cuda:N"`` and ``"auto"`` (use CUDA where the runtime has it),
+    else ``"cpu"``; without importing PyTorch."""
+    text = str(device)
+    return "cuda" if text == "auto" or text.startswith("cuda") else "cpu"
+
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"``: CUDA when available, else the CPU; anything else as given."""
+    import torch
+
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
@@ -35,7 +56,7 @@ class ModelSpec:
 
     names: tuple[str, ...]
     imgsz: tuple[int, int]  # (height, width) of the network input
-    anchors: torch.Tensor  # (levels, anchors, 2) in input pixels
+    anchors: Any  # (levels, anchors, 2) in input pixels: a torch tensor or a numpy array
     strides: tuple[int, ...]
     coder: BoxCoder
     description: str = ""
@@ -66,7 +87,7 @@ class ModelSpec:
             return cls(
                 names=tuple(json.loads(meta["names"])),
                 imgsz=tuple(json.loads(meta["imgsz"])),  # type: ignore[arg-type]
-                anchors=torch.tensor(json.loads(meta["anchors"]), dtype=torch.float32),
+                anchors=np.asarray(json.loads(meta["anchors"]), dtype=np.float32),
                 strides=tuple(json.loads(meta["strides"])),
                 coder=BoxCoder(**json.loads(meta["coder"])),
                 description=meta.get("description", ""),
@@ -76,58 +97,13 @@ class ModelSpec:
                                   ) from None
 
 
-class TorchBackend:
-    """A Detector in eval mode (BatchNorm fused) on a device."""
-
-    name = "torch"
-
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "auto") -> None:
-        self.device = pick_device(device)
-        self.model = model.eval().to(self.device)
-        if hasattr(self.model, "fuse"):
-            self.model.fuse()
-
-    @property
-    def returns_detections(self) -> bool:
-        """True for models that post-process themselves (the torchvision baselines)."""
-        return bool(getattr(self.model, "returns_detections", False))
-
-    @torch.inference_mode()
-    def __call__(self, batch: np.ndarray) -> list[torch.Tensor]:
-        x = torch.from_numpy(batch).to(self.device)
-        return [o.float() for o in self.model(x)]
-
-    @property
-    def has_candidates(self) -> bool:
-        """True for self-post-processing models that also give their candidates before NMS
-        (the Ultralytics adapter), so flip TTA can fuse them."""
-        return hasattr(self.model, "candidate_rows")
-
-    @property
-    def nms(self) -> str | None:
-        """The NMS kind a self-post-processing model's recipe uses (None: the configured one)."""
-        return getattr(self.model, "nms", None)
-
-    @torch.inference_mode()
-    def candidate_rows(self, batch: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
-        """Candidates before NMS of a model that has them, ``(N, 5 + nc)`` rows per image."""
-        x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch)
-        return [r.cpu() for r in self.model.candidate_rows(x.to(self.device))]
-
-    @torch.inference_mode()
-    def detect(self, batch: np.ndarray, cfg: Any) -> list[Any]:
-        """Detections from a model that post-processes itself, moved to the CPU."""
-        dets = self.model.detect(torch.from_numpy(batch).to(self.device), cfg)
-        return [type(d)(d.boxes.cpu(), d.scores.cpu(), d.classes.cpu()) for d in dets]
-
-
 class OnnxBackend:
     """An ONNX model (a file or serialized bytes) in ONNX Runtime; CPU provider unless a CUDA
     device is asked for and onnxruntime has it."""
 
     name = "onnx"
 
-    def __init__(self, model: str | Path | bytes, device: str | torch.device = "cpu",
+    def __init__(self, model: str | Path | bytes, device: str | Any = "cpu",
                  threads: int | None = None, origin: str | Path | None = None) -> None:
         import onnxruntime as ort
 
@@ -142,7 +118,7 @@ class OnnxBackend:
         # PyTorch's post-processing need those cores (spinning cost ~2x post-processing time).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
-        if (pick_device(device).type == "cuda"
+        if (device_type(device) == "cuda"
                 and "CUDAExecutionProvider" in ort.get_available_providers()):
             providers.insert(0, "CUDAExecutionProvider")
         try:
@@ -163,4 +139,6 @@ class OnnxBackend:
                                                                             dtype=np.float32)})
 
     def __call__(self, batch: np.ndarray) -> list[torch.Tensor]:
+        import torch
+
         return [torch.from_numpy(o) for o in self.run(batch)]

@@ -9,21 +9,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from active.data.transforms import Letterbox, letterbox
+from active.data.transforms import Letterbox
+from active.inference.letterbox import letterbox_batch
 from active.inference.postprocess import Detections, PostProcessConfig, postprocess
 from active.models.coder import BoxCoder
-
-
-def letterbox_batch(images: Sequence[np.ndarray], imgsz: tuple[int, int]
-                    ) -> tuple[np.ndarray, list[Letterbox]]:
-    """RGB uint8 frames -> a (B, 3, H, W) float32 array in [0, 1] and each frame's letterbox."""
-    arrays, metas = [], []
-    for img in images:
-        out, _, meta = letterbox(img, imgsz)
-        arrays.append(out)
-        metas.append(meta)
-    batch = np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
-    return batch, metas
 
 
 def preprocess(images: Sequence[np.ndarray], imgsz: tuple[int, int]

@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 
 from active.errors import CheckpointError, DataError, UsageError
-from active.inference.backends import ModelSpec, OnnxBackend, TorchBackend
-from active.inference.postprocess import Detections, PostProcessConfig, postprocess
+from active.inference.backends import ModelSpec, OnnxBackend
+from active.inference.letterbox import letterbox_batch
+from active.inference.postprocess_config import PostProcessConfig
 from active.inference.postprocess_np import postprocess as postprocess_np
-from active.inference.predict import letterbox_batch
 from active.inference.results import Results
-from active.inference.tta import tta_candidates, tta_detect
+
+# PyTorch (and torchvision) are imported only on the paths that need them: a checkpoint run by
+# PyTorch, flip TTA, an ensemble, a rescorer. Detecting with an ONNX model never imports them.
 
 Backend = Literal["auto", "torch", "onnx"]
 
@@ -189,8 +190,6 @@ class Predictor:
         model_conf: float | None = None
         model_scale: float | None = None
         model_head: float | None = None
-        if threads:
-            torch.set_num_threads(threads)
         size = None if imgsz is None else (
             (int(imgsz), int(imgsz)) if isinstance(imgsz, int) else tuple(int(v) for v in imgsz))
         if size is not None and (len(size) != 2 or any(v <= 0 or v % 32 for v in size)):
@@ -236,12 +235,18 @@ class Predictor:
             if backend == "onnx" and getattr(model, "returns_detections", False):
                 raise UsageError(f"{self.weights}: {model.config.variant} runs with the torch "
                                  "backend only (no ONNX export)")
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
             if backend == "onnx":
                 from active.inference.export import onnx_bytes
 
                 self.backend = OnnxBackend(onnx_bytes(model, self.spec), device, threads,
                                            origin=self.weights)
             else:
+                from active.inference.torch_backend import TorchBackend
+
                 self.backend = TorchBackend(model, device)
         if (tta and getattr(self.backend, "returns_detections", False)
                 and not getattr(self.backend, "has_candidates", False)):
@@ -367,6 +372,13 @@ class Predictor:
         t0 = time.perf_counter()
         batch, metas = letterbox_batch(frames, self._input_for(frames[0].shape))
         t1 = time.perf_counter()
+        if self.tta or self.rescorer is not None or self.backend.name != "onnx":
+            import torch
+
+            from active.inference.postprocess import Detections, postprocess
+            from active.inference.tta import tta_candidates, tta_detect
+
+            anchors = torch.as_tensor(self.spec.anchors, dtype=torch.float32)
         if self.tta and getattr(self.backend, "returns_detections", False):  # Ultralytics
             cfg = replace(self.postprocess_config, nms=self.backend.nms or
                           self.postprocess_config.nms)
@@ -376,7 +388,7 @@ class Predictor:
             dets = self.backend.detect(batch, self.postprocess_config)
             t2 = time.perf_counter()
         elif self.tta:  # network and fusion are interleaved: all of it counts as inference
-            dets = tta_detect(self.backend, batch, self.spec.anchors, self.spec.strides,
+            dets = tta_detect(self.backend, batch, anchors, self.spec.strides,
                               self.spec.coder, self.postprocess_config)
             t2 = time.perf_counter()
         elif self.backend.name == "onnx" and self.rescorer is None:
@@ -389,7 +401,7 @@ class Predictor:
         else:
             raw = self.backend(batch)
             t2 = time.perf_counter()
-            dets = postprocess([r.cpu() for r in raw], self.spec.anchors, self.spec.strides,
+            dets = postprocess([r.cpu() for r in raw], anchors, self.spec.strides,
                                self.spec.coder, self.postprocess_config)
         results = []
         for i, (d, meta) in enumerate(zip(dets, metas, strict=True)):

@@ -27,11 +27,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import Tensor
-from torchvision.ops import box_convert
+if TYPE_CHECKING:  # the coder's fields are read by the numpy (ONNX) path, which has no torch
+    import torch
+    from torch import Tensor
 
 DecodeMode = Literal["exp", "bounded"]
 DECODE_MODES: tuple[str, ...] = ("exp", "bounded")
@@ -78,6 +78,8 @@ class BoxCoder:
             anchor_wh: ``(..., 2)`` anchor width, height in pixels, broadcastable to t.
             stride: the level's stride in pixels.
         """
+        import torch
+
         s = self.xy_scale
         xy = (t[..., :2].sigmoid() * s - (s - 1.0) / 2.0 + grid_xy) * stride
         if self.mode == "bounded":
@@ -94,6 +96,8 @@ class BoxCoder:
         Values the decode cannot reach (a centre outside the cell's range, a side > 4x the anchor
         in ``"bounded"`` mode) are clamped to the nearest reachable logit (``eps`` from 0/1).
         """
+        import torch
+
         s = self.xy_scale
         frac = (boxes[..., :2] / stride - grid_xy + (s - 1.0) / 2.0) / s
         txy = torch.logit(frac.clamp(eps, 1.0 - eps))
@@ -106,9 +110,12 @@ class BoxCoder:
 
 
 def make_grid(
-    height: int, width: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+    height: int, width: int, device: torch.device | None = None, dtype: torch.dtype | None = None
 ) -> Tensor:
     """``(H, W, 2)`` cell coordinates, ``[..., 0] = x`` (column), ``[..., 1] = y`` (row)."""
+    import torch
+
+    dtype = dtype or torch.float32
     ys = torch.arange(height, device=device, dtype=dtype)
     xs = torch.arange(width, device=device, dtype=dtype)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
@@ -150,6 +157,9 @@ def decode_outputs(
         raise ValueError(
             f"{len(raw_outputs)} outputs, {len(strides)} strides, {anchors.shape[0]} anchor levels"
         )
+    import torch
+    from torchvision.ops import box_convert
+
     decoded = []
     for level, (raw, stride) in enumerate(zip(raw_outputs, strides, strict=True)):
         boxes = box_convert(decode_level(raw, anchors[level], stride, coder), "cxcywh", "xyxy")
