@@ -87,3 +87,15 @@ def test_detect_and_analyze_with_onnx_never_import_torch(tmp_path) -> None:
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')]\n"
         "assert not bad, bad[:5]\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cuda_asked_for_without_cuda_is_a_clear_error() -> None:
+    import onnxruntime as ort
+
+    from active.errors import UsageError
+    from active.inference.predictor import Predictor
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(UsageError, match="--device cuda"):
+        Predictor(backend="onnx", device="cuda")

@@ -118,9 +118,14 @@ class OnnxBackend:
         # PyTorch's post-processing need those cores (spinning cost ~2x post-processing time).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
-        if (device_type(device) == "cuda"
-                and "CUDAExecutionProvider" in ort.get_available_providers()):
+        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+        if device_type(device) == "cuda" and has_cuda:
             providers.insert(0, "CUDAExecutionProvider")
+        elif str(device).startswith("cuda"):
+            from active.errors import UsageError
+
+            raise UsageError(f"--device {device}: no CUDA here (ONNX Runtime has no CUDA "
+                             "provider on this machine); use --device cpu")
         try:
             self.session = ort.InferenceSession(
                 model if isinstance(model, bytes) else str(model), opts, providers=providers)
