@@ -99,3 +99,26 @@ def test_cuda_asked_for_without_cuda_is_a_clear_error() -> None:
         pytest.skip("this machine has CUDA")
     with pytest.raises(UsageError, match="--device cuda"):
         Predictor(backend="onnx", device="cuda")
+
+
+def test_base_install_without_torch(tmp_path) -> None:
+    """As installed without the `train` extra (PyTorch made unimportable): the demo runs, and a
+    command that needs PyTorch says which extra to install (exit 2), not a traceback."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'torchvision'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from active.cli import main\n"
+        f"assert main(['demo', '--frames', '35', '--out', {str(tmp_path / 'd')!r}, "
+        "'--quiet']) == 0\n"
+        f"rc = main(['export', {str(tmp_path / 'x.pt')!r}])\n"
+        "assert rc == 2, rc\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "active-casa[train]" in proc.stderr

@@ -35,6 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ActiveError, ConfigError) as exc:
         print(f"active: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("torch", "torchvision", "onnxscript"):
+            raise
+        print(f"active: error: '{args.command}' here needs PyTorch, which the base install leaves "
+              "out (detect, analyze, demo and calibrate with ONNX models do not): "
+              "pip install 'active-casa[train]'", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("active: interrupted", file=sys.stderr)
         return 130

@@ -56,7 +56,7 @@ def compare_with_truth(records: list[Any], results: list[Results], names: tuple[
         out[name] = {"true_mean": round(float(true.mean()), 2),
                      "found_mean": round(float(found.mean()), 2),
                      "count_mae": round(float(np.abs(true - found).mean()), 2),
-                     "precision": round(pc["precision"], 3), "recall": round(pc["recall"], 3)}
+                     "precision": _rounded(pc["precision"]), "recall": _rounded(pc["recall"])}
     return out
 
 
@@ -141,6 +141,15 @@ def format_analysis(a: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _rounded(v: float) -> float | None:
+    """None where a ratio is undefined (no detection, no truth): never a NaN in a report."""
+    return None if v != v else round(v, 3)
+
+
+def _cell(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def format_truth(truth: dict[str, Any]) -> str:
     lines = [f"{'class':<10} {'found/frame':>11} {'true/frame':>10} {'count MAE':>9} "
              f"{'precision':>9} {'recall':>7}"]
@@ -148,5 +157,5 @@ def format_truth(truth: dict[str, Any]) -> str:
         if name == "analysis":
             continue
         lines.append(f"{name:<10} {t['found_mean']:>11.2f} {t['true_mean']:>10.2f} "
-                     f"{t['count_mae']:>9.2f} {t['precision']:>9.3f} {t['recall']:>7.3f}")
+                     f"{t['count_mae']:>9.2f} {_cell(t['precision']):>9} {_cell(t['recall']):>7}")
     return "\n".join(lines)
