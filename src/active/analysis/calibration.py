@@ -101,10 +101,5 @@ class Calibration:
             check_depth(self.chamber_depth_um)
         check_dilution(self.dilution)
 
-    @property
-    def metric(self) -> bool:
-        """True when lengths can be given in µm."""
-        return self.um_per_px is not None
-
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

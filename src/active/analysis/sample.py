@@ -8,6 +8,7 @@ adds the detector and the outputs.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,6 @@ class VideoAnalysis:
     raw_sperm_per_frame: np.ndarray
     motility: Motility | None
     field: Field | None
-    gate_px_per_um: float
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -126,8 +126,6 @@ def analyze_detections(boxes: list[np.ndarray], classes: list[np.ndarray],
         size: frame (width, height) in pixels.
         fps: the frame rate to use (the container's or the user's).
     """
-    import time
-
     t0 = time.perf_counter()
     sperm = names.index("sperm")
     impurity = names.index("impurity") if "impurity" in names else None
@@ -180,7 +178,7 @@ def analyze_detections(boxes: list[np.ndarray], classes: list[np.ndarray],
         notes.append(f"fluid drift {drift.note}")
     seconds = {"tracking": t1 - t0, "kinematics": time.perf_counter() - t1}
     return VideoAnalysis(source, n, fps, fps_from, size, unit, results, drift, counted, raw,
-                         motility, fld, px_per_um, notes, seconds)
+                         motility, fld, notes, seconds)
 
 
 @dataclass

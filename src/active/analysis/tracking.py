@@ -21,9 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-#: Human sperm heads are about 4-5 µm long; used (only for gating) when µm/px is unknown.
-HEAD_LENGTH_UM = 4.5
-
 
 @dataclass(frozen=True)
 class TrackerConfig:

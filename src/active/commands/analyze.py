@@ -56,16 +56,14 @@ def _score(text: str) -> float:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from active.analysis import AnalyzeOptions, Calibration, analyze
     from active.analysis.report_text import format_sample
-    from active.commands.predict import profile_threshold
+    from active.commands.predict import checked_profile
 
     um_per_px = args.um_per_px
     conf = args.conf
     resize_um = None
-    if args.profile is not None:
-        from active.inference.profile import load_profile
-
-        conf = profile_threshold(args.profile, args.weights, args.conf)
-        prof = load_profile(args.profile)
+    prof = checked_profile(args.profile, args.weights)
+    if prof is not None:
+        conf = conf if conf is not None else prof.score_threshold
         if um_per_px is None and prof.measured_scale is not None:
             um_per_px = prof.measured_scale
             print(f"µm/px {um_per_px} from the profile {args.profile}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def _um_per_px(text: str) -> float:
@@ -16,23 +17,20 @@ def _um_per_px(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--um-per-px ")) from exc
 
 
-def profile_threshold(profile_path: Path | None, weights: list[str] | str,
-                      conf: float | None) -> float:
-    """The score threshold: ``--conf`` if given, else the profile's (checked against the model),
-    else 0.25."""
-    if conf is not None or profile_path is None:
-        return 0.25 if conf is None else conf
+def checked_profile(profile_path: Path | None, weights: list[str] | str) -> Any:
+    """The ``--profile`` file, read once and checked against the model (None without one)."""
+    if profile_path is None:
+        return None
+    from active.errors import CheckpointError
     from active.inference.predictor import file_sha256, resolve_weights
     from active.inference.profile import load_profile
 
     profile = load_profile(profile_path)
     model = resolve_weights(weights[0] if isinstance(weights, list) else weights)
     if not model.is_file():
-        from active.errors import CheckpointError
-
         raise CheckpointError(model, "model file not found")
     profile.check_model(file_sha256(model), model, profile_path)
-    return profile.score_threshold
+    return profile
 
 
 def _predictor(args: argparse.Namespace):
@@ -40,16 +38,16 @@ def _predictor(args: argparse.Namespace):
 
     imgsz = None if args.imgsz is None else (args.imgsz * 2 if len(args.imgsz) == 1
                                              else args.imgsz)
-    conf = profile_threshold(args.profile, args.weights, args.conf)
+    profile = checked_profile(args.profile, args.weights)
+    # --conf, else the profile's threshold, else (None) the model's counting operating point
+    conf = args.conf if args.conf is not None or profile is None else profile.score_threshold
     predictor = Predictor(args.weights, backend=args.backend, device=args.device, imgsz=imgsz,
                           conf=conf, iou=args.iou, max_det=args.max_det,
                           threads=args.threads, tta=args.tta, merge=not args.no_merge,
                           rescorer=getattr(args, "rescorer", None),
                           um_per_px=getattr(args, "um_per_px", None))
-    if args.um_per_px is None and args.profile is not None:
-        from active.inference.profile import load_profile
-
-        scale = load_profile(args.profile).um_per_px  # given or estimated from head size
+    if args.um_per_px is None and profile is not None:
+        scale = profile.um_per_px  # given or estimated from head size
         if scale is not None and predictor.model_um_per_px is not None:
             predictor.set_scale(scale)
     return predictor
