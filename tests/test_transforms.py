@@ -4,9 +4,12 @@ import pytest
 from active.data.transforms import (
     AugmentConfig,
     clip_boxes,
+    dark_border,
     flip,
+    hard_negatives,
     letterbox,
     mosaic,
+    photometric,
     random_affine,
     stride_size,
 )
@@ -85,3 +88,73 @@ def test_dataset_is_deterministic_and_collates(records):
     plain = DetectionDataset(records, (64, 96))
     img, t = plain[0]
     assert img.shape == (3, 64, 96) and len(t) == len(records[0])
+
+
+ROBUST = AugmentConfig(zoom=1.0, zoom_min=0.4, zoom_max=2.5, gamma=1.0, defocus=1.0, halo=1.0,
+                       background=1.0, negatives=1.0, border=1.0)
+
+
+def test_zoom_spans_the_range_and_boxes_follow():
+    """Zoomed frames put heads anywhere from ~0.4x to ~2.5x their size, boxes still on them."""
+    rng = np.random.default_rng(5)
+    ratios = []
+    for _ in range(60):
+        img, boxes, labels = _image_with_boxes(rng, n=3)
+        out, b, lab = random_affine(img, boxes, labels, (120, 160), ROBUST, rng)
+        assert out.shape == (120, 160, 3) and len(b) == len(lab)
+        if len(b):  # shrunk boxes are a few px: rounding costs a pixel row
+            assert (_dark_fraction(out, b) >= 0.5).all()
+        ratios.append(ROBUST.draw_zoom(rng))
+    assert min(ratios) < 0.6 and max(ratios) > 1.7
+    assert all(0.4 <= r <= 2.5 for r in ratios)
+    assert AugmentConfig().draw_zoom(rng) is None  # off by default: old recipes unchanged
+
+
+def test_mosaic_tiles_keep_the_drawn_zoom():
+    rng = np.random.default_rng(6)
+    big = AugmentConfig(zoom=1.0, zoom_min=2.0, zoom_max=2.0)
+    parts = [_image_with_boxes(rng, n=4) for _ in range(4)]
+    out, b, lab = mosaic(*[list(x) for x in zip(*parts, strict=True)], (120, 160), big, rng)
+    if len(b):  # tiles are crops at 2x: every kept box is at least ~2x the smallest drawn one
+        assert (_dark_fraction(out, b) > 0.6).all()
+        assert ((b[:, 2:] - b[:, :2]).max(1) >= 2 * 6 - 1).all() or (b[:, :2] == 0).any()
+
+
+def test_hard_negatives_never_cover_a_box_and_add_artefacts():
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        img, boxes, _ = _image_with_boxes(rng, h=200, w=260)
+        out = hard_negatives(img, boxes, rng)
+        for b in np.round(boxes).astype(int):
+            inside = np.s_[b[1]:b[3], b[0]:b[2]]
+            assert np.array_equal(out[inside], img[inside])
+        assert out.shape == img.shape and out.dtype == img.dtype
+    changed = [not np.array_equal(hard_negatives(img, boxes, np.random.default_rng(i)), img)
+               for i in range(10)]
+    assert sum(changed) >= 8
+
+
+def test_dark_border_stays_off_the_boxes():
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        img, boxes, _ = _image_with_boxes(rng, h=200, w=260)
+        out = dark_border(img, boxes, rng)
+        for b in np.round(boxes).astype(int):
+            inside = np.s_[b[1]:b[3], b[0]:b[2]]
+            assert np.array_equal(out[inside], img[inside])
+
+
+def test_photometric_robust_range_keeps_shape_and_changes_the_image():
+    rng = np.random.default_rng(9)
+    img, _, _ = _image_with_boxes(rng)
+    outs = [photometric(img, ROBUST, rng) for _ in range(5)]
+    for o in outs:
+        assert o.shape == img.shape and o.dtype == np.uint8
+        assert not np.array_equal(o, img)
+
+
+@pytest.mark.parametrize("bad", [{"zoom_min": 0.0}, {"zoom_min": 3.0, "zoom_max": 2.0},
+                                 {"halo": 1.5}, {"negatives": -0.1}])
+def test_augment_config_rejects_impossible_values(bad):
+    with pytest.raises(ValueError, match="augment"):
+        AugmentConfig(**bad)

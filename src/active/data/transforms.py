@@ -80,10 +80,40 @@ class AugmentConfig:
     blur: float = 0.2           # probability of a Gaussian blur (sigma 0.3 - 1.2 px)
     noise: float = 0.3          # probability of Gaussian sensor noise (std 2 - 8 grey levels)
     min_visible: float = 0.4    # drop boxes that keep less than this fraction of their area
+    # Robustness to other microscopes (issue 30); all off by default so that the recipes measured
+    # before them train as they did. ``zoom``: with this probability the frame (or a mosaic tile)
+    # is scaled by a factor drawn log-uniformly from [zoom_min, zoom_max] instead of 1 +- scale,
+    # so heads reach the network from ~0.4x to ~2.5x their native size (other objectives and
+    # cameras), cropped anywhere in the frame when it grows past the input.
+    zoom: float = 0.0
+    zoom_min: float = 0.4
+    zoom_max: float = 2.5
+    gamma: float = 0.0          # probability of a gamma curve, gamma log-uniform in [0.5, 2]
+    defocus: float = 0.0        # probability of a strong blur (sigma 1.2 - 3 px): out of focus
+    halo: float = 0.0           # probability of a phase-contrast halo (bright rim around objects)
+    background: float = 0.0     # probability of uneven illumination (smooth field, +-20 %)
+    negatives: float = 0.0      # probability of pasting unlabelled artefacts (see hard_negatives)
+    border: float = 0.0         # probability of a dark band at one edge (frame or stage border)
 
     @classmethod
     def off(cls) -> AugmentConfig:
         return cls(0, 0, 0, 0, 0, 0, 0, 0, 0, 0.4)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.zoom_min <= self.zoom_max:
+            raise ValueError(f"augment: need 0 < zoom_min <= zoom_max, got {self.zoom_min} and "
+                             f"{self.zoom_max}")
+        for name in ("fliplr", "flipud", "mosaic", "blur", "noise", "zoom", "gamma", "defocus",
+                     "halo", "background", "negatives", "border"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augment.{name} is a probability in [0, 1], got "
+                                 f"{getattr(self, name)}")
+
+    def draw_zoom(self, rng: np.random.Generator) -> float | None:
+        """A zoom factor from [zoom_min, zoom_max] (log-uniform), or None: use 1 +- scale."""
+        if self.zoom and rng.random() < self.zoom:
+            return float(np.exp(rng.uniform(np.log(self.zoom_min), np.log(self.zoom_max))))
+        return None
 
 
 def flip(image: np.ndarray, boxes: np.ndarray, horizontal: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -105,9 +135,15 @@ def random_affine(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, size
     h, w = image.shape[:2]
     th, tw = size
     base = min(th / h, tw / w)
-    s = base * rng.uniform(1 - cfg.scale, 1 + cfg.scale)
-    tx = (tw - w * s) / 2 + rng.uniform(-cfg.translate, cfg.translate) * tw
-    ty = (th - h * s) / 2 + rng.uniform(-cfg.translate, cfg.translate) * th
+    zoom = cfg.draw_zoom(rng)
+    if zoom is None:
+        s = base * rng.uniform(1 - cfg.scale, 1 + cfg.scale)
+        tx = (tw - w * s) / 2 + rng.uniform(-cfg.translate, cfg.translate) * tw
+        ty = (th - h * s) / 2 + rng.uniform(-cfg.translate, cfg.translate) * th
+    else:  # anywhere: a crop of a large frame, or a small frame placed in the padding
+        s = base * zoom
+        tx = rng.uniform(min(0.0, tw - w * s), max(0.0, tw - w * s))
+        ty = rng.uniform(min(0.0, th - h * s), max(0.0, th - h * s))
     m = np.array([[s, 0, tx], [0, s, ty]], dtype=np.float64)
     out = cv2.warpAffine(image, m, (tw, th), flags=cv2.INTER_LINEAR,
                          borderValue=(PAD_VALUE,) * 3)
@@ -128,8 +164,21 @@ def clip_boxes(boxes: np.ndarray, labels: np.ndarray, w: int, h: int, min_visibl
 
 
 def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Random brightness, contrast, blur and sensor noise (microscope-like variations)."""
+    """Random optics and camera: phase-contrast halo, defocus, uneven illumination, gamma,
+    contrast, brightness, blur and sensor noise (each with its probability in ``cfg``)."""
     img = image.astype(np.float32)
+    if cfg.halo and rng.random() < cfg.halo:
+        # phase contrast rims every object with light: the image minus its low-pass, added back
+        # (an unsharp mask whose radius is a head's size, so rims are a few px wide)
+        low = cv2.GaussianBlur(img, (0, 0), rng.uniform(2.0, 5.0))
+        img = img + rng.uniform(0.4, 1.5) * (img - low)
+    if cfg.defocus and rng.random() < cfg.defocus:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.2, 3.0))
+    if cfg.background and rng.random() < cfg.background:
+        img = img * illumination_field(img.shape[:2], rng)[..., None]
+    if cfg.gamma and rng.random() < cfg.gamma:
+        g = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+        img = 255.0 * (img.clip(0, 255) / 255.0) ** g
     if cfg.contrast:
         mean = img.mean()
         img = (img - mean) * rng.uniform(1 - cfg.contrast, 1 + cfg.contrast) + mean
@@ -158,7 +207,10 @@ def mosaic(images: list[np.ndarray], boxes: list[np.ndarray], labels: list[np.nd
         if qw < 2 or qh < 2:
             continue
         h, w = img.shape[:2]
-        s = max(qw / w, qh / h) * rng.uniform(1.0, 1 + cfg.scale)
+        zoom = cfg.draw_zoom(rng)
+        s = max(qw / w, qh / h) * (rng.uniform(1.0, 1 + cfg.scale) if zoom is None else 1.0)
+        if zoom is not None:  # the tile is a crop at the drawn zoom when that covers it
+            s = max(s, zoom)
         nw, nh = max(1, round(w * s)), max(1, round(h * s))
         resized = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else
                              cv2.INTER_LINEAR)
@@ -172,3 +224,73 @@ def mosaic(images: list[np.ndarray], boxes: list[np.ndarray], labels: list[np.nd
     if not all_b:
         return canvas, np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
     return canvas, np.concatenate(all_b).astype(np.float32), np.concatenate(all_l)
+
+
+def illumination_field(shape: tuple[int, int], rng: np.random.Generator,
+                       amplitude: float = 0.2) -> np.ndarray:
+    """A smooth multiplicative field around 1 (+-``amplitude``): a tilted lamp, vignetting."""
+    h, w = shape
+    coarse = rng.uniform(1 - amplitude, 1 + amplitude, (3, 3)).astype(np.float32)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).clip(0.3, 2.0)
+
+
+def _free(mask: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> bool:
+    return not mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)].any()
+
+
+def hard_negatives(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
+                   margin: int = 4) -> np.ndarray:
+    """Paste unlabelled artefacts where no box lies: the look-alikes the detector must learn to
+    leave out (dark debris dots smaller than a head, bright specks, scratches on the glass, air
+    bubbles' rings). Boxes are unchanged; an artefact that would touch a box (plus ``margin``)
+    is not drawn, so no labelled object is covered."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    taken = np.zeros((h, w), bool)
+    for b in np.round(boxes).astype(int):
+        taken[max(b[1] - margin, 0):b[3] + margin, max(b[0] - margin, 0):b[2] + margin] = True
+    level = float(np.median(out))
+    for _ in range(int(rng.integers(3, 25))):
+        kind = rng.choice(4, p=[0.55, 0.15, 0.15, 0.15])
+        cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
+        if kind == 0:  # dark debris dot, round, no tail, up to about half a head
+            r = float(rng.uniform(1.0, 4.0))
+            e = int(np.ceil(r)) + 1
+            if _free(taken, cx - e, cy - e, cx + e + 1, cy + e + 1):
+                shade = level * rng.uniform(0.1, 0.6)
+                cv2.circle(out, (cx, cy), max(1, round(r)), (shade,) * 3, -1, cv2.LINE_AA)
+        elif kind == 1:  # bright speck
+            r = int(rng.integers(1, 3))
+            if _free(taken, cx - r - 1, cy - r - 1, cx + r + 2, cy + r + 2):
+                shade = min(255.0, level * rng.uniform(1.3, 1.8))
+                cv2.circle(out, (cx, cy), r, (shade,) * 3, -1, cv2.LINE_AA)
+        elif kind == 2:  # scratch: a thin straight line
+            a = rng.uniform(0, np.pi)
+            n = rng.uniform(20, 120)
+            x1, y1 = int(cx + n * np.cos(a)), int(cy + n * np.sin(a))
+            if _free(taken, min(cx, x1) - 2, min(cy, y1) - 2, max(cx, x1) + 3, max(cy, y1) + 3):
+                shade = level * rng.uniform(0.5, 1.4)
+                cv2.line(out, (cx, cy), (x1, y1), (min(shade, 255.0),) * 3, 1, cv2.LINE_AA)
+        else:  # bubble: a ring
+            r = int(rng.integers(6, 25))
+            if _free(taken, cx - r - 2, cy - r - 2, cx + r + 3, cy + r + 3):
+                shade = level * rng.uniform(0.3, 0.8)
+                cv2.circle(out, (cx, cy), r, (shade,) * 3, int(rng.integers(1, 3)), cv2.LINE_AA)
+    return out
+
+
+def dark_border(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Darken a band along one edge (the field stop or the chamber's edge), never over a box."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    side = int(rng.integers(4))
+    limit = {0: boxes[:, 0].min(initial=w), 1: w - boxes[:, 2].max(initial=0),
+             2: boxes[:, 1].min(initial=h), 3: h - boxes[:, 3].max(initial=0)}[side]
+    width = int(min(rng.uniform(5, 60), limit - 2))
+    if width < 3:
+        return out
+    shade = rng.uniform(0, 60)
+    band = {0: np.s_[:, :width], 1: np.s_[:, w - width:], 2: np.s_[:width],
+            3: np.s_[h - width:]}[side]
+    out[band] = (out[band] * 0.2 + shade * 0.8).astype(out.dtype)
+    return out

@@ -11,7 +11,9 @@ from torch.utils.data import Dataset
 from active.data.record import FrameRecord
 from active.data.transforms import (
     AugmentConfig,
+    dark_border,
     flip,
+    hard_negatives,
     letterbox,
     mosaic,
     photometric,
@@ -79,6 +81,10 @@ class DetectionDataset(Dataset):
                 img, boxes = flip(img, boxes, horizontal=True)
             if rng.random() < cfg.flipud:
                 img, boxes = flip(img, boxes, horizontal=False)
+            if cfg.negatives and rng.random() < cfg.negatives:
+                img = hard_negatives(img, boxes, rng)
+            if cfg.border and rng.random() < cfg.border:
+                img = dark_border(img, boxes, rng)
             img = photometric(img, cfg, rng)
         tensor = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float() / 255.0
         targets = np.concatenate([labels[:, None].astype(np.float32), boxes], 1)
