@@ -66,9 +66,9 @@ def _first_box_file(root):
     return next(p for p in sorted((root / "Subset-A").glob("*.xml")) if "<object>" in p.read_text())
 
 
-def test_box_outside_image_is_clipped_with_warning_or_strict_error(svia_copy):
+def test_box_partly_outside_image_is_clipped_with_warning_or_strict_error(svia_copy):
     bad = _first_box_file(svia_copy)
-    _edit_first_box(bad, xmax=500)
+    _edit_first_box(bad, xmin=93, xmax=98)  # 1-based: x 92..98 on a 96-px-wide image
     with pytest.warns(UserWarning, match=r"1 x clip a box.*\n.*" + bad.name):
         records = load_dataset(svia_copy)
     rec = next(r for r in records if r.source == bad)
@@ -78,16 +78,26 @@ def test_box_outside_image_is_clipped_with_warning_or_strict_error(svia_copy):
     assert err.value.path == bad
 
 
-@pytest.mark.parametrize("corners", [{"xmin": 50, "xmax": 40}, {"xmin": 400, "xmax": 420}])
-def test_zero_size_or_outside_box_is_dropped_and_counted(svia_copy, corners):
+@pytest.mark.parametrize(("corners", "reason"), [
+    ({"xmin": 50, "xmax": 40}, r"inverted \(x2 < x1\)"),
+    ({"xmin": 50, "xmax": 49}, "zero size"),
+    ({"xmin": "nan"}, "not a finite number"),
+    ({"ymax": "inf"}, "not a finite number"),
+    ({"xmin": 400, "xmax": 420}, "entirely outside"),
+    ({"xmax": 500}, "mostly outside"),
+])
+def test_unusable_box_is_an_error_or_drops_its_whole_frame(svia_copy, corners, reason):
     bad = _first_box_file(svia_copy)
-    n_before = bad.read_text().count("<object>")
     _edit_first_box(bad, **corners)
-    with pytest.warns(UserWarning, match="1 x drop a"):
-        records = load_dataset(svia_copy)
-    assert len(next(r for r in records if r.source == bad)) == n_before - 1
-    with pytest.raises(DataError, match=bad.name):
-        load_dataset(svia_copy, strict=True)
+    with pytest.raises(DataError, match=f"object 1 .*{reason}.*--skip-bad-frames") as err:
+        load_dataset(svia_copy)
+    assert err.value.path == bad
+    n_frames = len(list((svia_copy / "Subset-A").glob("*.xml")))
+    with pytest.warns(UserWarning, match="1 x drop a frame with an unusable box"):
+        records = load_dataset(svia_copy, skip_bad_frames=True)
+    assert len(records) == n_frames - 1 and all(r.source != bad for r in records)
+    with pytest.raises(DataError, match=bad.name):  # strict: every problem is an error
+        load_dataset(svia_copy, strict=True, skip_bad_frames=True)
 
 
 def test_missing_frame_is_skipped_with_count_or_strict_error(svia_copy):

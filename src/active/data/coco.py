@@ -7,6 +7,7 @@ ACTIVE adds optional keys that other COCO tools ignore: ``track_id`` on annotati
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,16 +27,48 @@ def _require(obj: dict, key: str, path: Path, what: str) -> Any:
     return obj[key]
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _whole(value: Any, path: Path, what: str, low: int | None = None) -> int:
+    """A JSON whole number (``3`` or ``3.0``), at least ``low``, else a DataError naming it."""
+    ok = _number(value) and (isinstance(value, int) or (
+        math.isfinite(value) and value == int(value)))
+    if not ok or abs(value) >= 2**62 or (low is not None and value < low):
+        need = "a whole number" if low is None else f"a whole number >= {low}"
+        raise DataError(path, f"{what} must be {need}, got {json.dumps(value)[:60]}")
+    return int(value)
+
+
+def _key(value: Any, path: Path, what: str) -> Any:
+    """An id used to join images, annotations and categories: a number or a string."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise DataError(path, f"{what} must be a number or a string, got "
+                              f"{json.dumps(value)[:60]}")
+    return value
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system cannot be there
+        return False
+
+
 def read_coco(
     path: str | Path,
     image_root: str | Path | None = None,
     classes: ClassMap | None = None,
     strict: bool = False,
+    skip_bad_frames: bool = False,
 ) -> list[FrameRecord]:
     """Read a COCO detection JSON into records (one per image, in ``images`` order).
 
     ``image_root`` (default: the JSON's folder) is where ``file_name`` is looked up. Categories
     are mapped through ``classes`` when given (unknown names raise), else taken as they are.
+    Anything malformed is a DataError naming the file (and the image or annotation id); bad
+    boxes are handled as :class:`LoadReport` describes.
     """
     path = Path(path)
     root = Path(image_root) if image_root is not None else path.parent
@@ -43,66 +76,87 @@ def read_coco(
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(path, "annotation file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a 5000-digit number, ...
         raise DataError(path, f"malformed JSON: {exc}") from None
     for key in ("images", "annotations", "categories"):
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
             raise DataError(path, f"not a COCO detection file: no {key!r} list")
-    cats = sorted(data["categories"], key=lambda c: _require(c, "id", path, "a category"))
+    cats = data["categories"]
+    cat_ids = [_key(_require(c, "id", path, "a category"), path, "a category id") for c in cats]
+    if len(set(cat_ids)) != len(cat_ids):
+        raise DataError(path, "two categories share an id")
+    cats = [c for _, c in sorted(zip(cat_ids, cats, strict=True),
+                                 key=lambda p: (isinstance(p[0], str), p[0]))]
     cat_names = [str(_require(c, "name", path, "a category")) for c in cats]
     if classes is None:
+        if not cat_names or len(set(cat_names)) != len(cat_names):
+            raise DataError(path, "categories must name each class once (and at least one)")
         classes = ClassMap(tuple(cat_names))
     cat_to_label = {c["id"]: classes.index(n, path) for c, n in zip(cats, cat_names, strict=True)}
     per_image: dict[Any, list[dict]] = {}
     for ann in data["annotations"]:
-        per_image.setdefault(_require(ann, "image_id", path, "an annotation"), []).append(ann)
-    report = LoadReport(strict)
+        image_id = _key(_require(ann, "image_id", path, "an annotation"), path,
+                        "an annotation's image_id")
+        per_image.setdefault(image_id, []).append(ann)
+    report = LoadReport(strict, skip_bad_frames)
     records = []
     for img in data["images"]:
-        image_id = _require(img, "id", path, "an image")
-        width, height = int(img.get("width", 0)), int(img.get("height", 0))
-        if width <= 0 or height <= 0:
-            raise DataError(path, f"image {image_id} has no valid width/height")
+        image_id = _key(_require(img, "id", path, "an image"), path, "an image id")
+        what = f"image {image_id}"
+        width = _whole(img.get("width"), path, f"{what}: width", 1)
+        height = _whole(img.get("height"), path, f"{what}: height", 1)
         anns = per_image.pop(image_id, [])
-        boxes, labels, tracks = [], [], []
+        boxes, labels, tracks, where = [], [], [], []
         for ann in anns:
-            bbox = _require(ann, "bbox", path, f"annotation {ann.get('id')}")
-            if not isinstance(bbox, list) or len(bbox) != 4:
-                raise DataError(path, f"annotation {ann.get('id')}: bbox must be [x, y, w, h]")
-            cat = _require(ann, "category_id", path, f"annotation {ann.get('id')}")
-            if cat not in cat_to_label:
-                raise DataError(path, f"annotation {ann.get('id')}: unknown category_id {cat}")
+            name = f"annotation {json.dumps(ann.get('id'))}"
+            bbox = _require(ann, "bbox", path, name)
+            if not isinstance(bbox, list) or len(bbox) != 4 or not all(map(_number, bbox)) \
+                    or any(abs(v) > 1e300 for v in bbox if isinstance(v, int)):
+                raise DataError(path, f"{name}: bbox must be [x, y, w, h], four numbers")
+            cat = _require(ann, "category_id", path, name)
+            if not isinstance(cat, int | float | str) or cat not in cat_to_label:
+                raise DataError(path, f"{name}: unknown category_id {json.dumps(cat)[:60]}")
             boxes.append(bbox)
             labels.append(cat_to_label[cat])
-            tracks.append(int(ann.get("track_id", -1)))
-        xyxy = xywh_to_xyxy(np.array(boxes, dtype=np.float64)).astype(np.float32)
-        keep = report.check_boxes(xyxy, width, height, f"{path} (image {image_id})")
+            tracks.append(_whole(ann.get("track_id", -1), path, f"{name}: track_id"))
+            where.append(f"{what}, {name}")
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite: named by check_boxes
+            xyxy = xywh_to_xyxy(np.array(boxes, dtype=np.float64))
+        if not report.check_boxes(xyxy, width, height, path, where):
+            continue
         file_name = img.get("file_name")
-        image_path = root / file_name if file_name else None
         video_path = img.get("video_path")
+        for key, value in (("file_name", file_name), ("video_path", video_path)):
+            if value is not None and (not isinstance(value, str) or not value.strip()
+                                      or "\x00" in value):
+                raise DataError(path, f"{what}: {key} must be a file name")
+        image_path = root / file_name if file_name else None
         if video_path is not None:
             video_path = root / video_path
-            if image_path is not None and not image_path.exists():
+            if image_path is not None and not _exists(image_path):
                 image_path = None
-        if image_path is not None and not image_path.exists():
+        if image_path is not None and not _exists(image_path):
             report.problem("skip an image whose file is missing", path,
-                           f"image {image_id}: {image_path} not found")
+                           f"{what}: {image_path} not found")
             continue
         stem = Path(file_name).stem if file_name else str(image_id)
-        video_id = str(img.get("video_id", Path(file_name).parent.name if file_name else "")
-                       or stem)
-        track_arr = np.array(tracks, dtype=np.int64)[keep]
+        video_id = img.get("video_id", Path(file_name).parent.name if file_name else "")
+        if not isinstance(video_id, str | int) or isinstance(video_id, bool):
+            raise DataError(path, f"{what}: video_id must be a string or a number")
+        frame = img.get("frame_index", img.get("frame_id", len(records)))
+        track_arr = np.array(tracks, dtype=np.int64)
         records.append(FrameRecord(
-            boxes=xyxy[keep], labels=np.array(labels, dtype=np.int64)[keep],
-            class_names=classes.names, video_id=video_id,
-            frame_index=int(img.get("frame_index", img.get("frame_id", len(records)))),
+            boxes=xyxy, labels=np.array(labels, dtype=np.int64),
+            class_names=classes.names, video_id=str(video_id) or stem,
+            frame_index=_whole(frame, path, f"{what}: frame_index", 0),
             width=width, height=height, source=path, image_path=image_path,
             video_path=video_path,
             track_ids=track_arr if any(t >= 0 for t in tracks) else None,
         ))
     if per_image:
         report.problem("ignore annotations of unknown images", path,
-                       f"annotations refer to missing image ids {sorted(per_image)[:5]}")
+                       "annotations refer to missing image ids "
+                       f"{sorted(map(str, per_image))[:5]}")
     report.warn(str(path))
     return records
 

@@ -10,7 +10,7 @@ import numpy as np
 from active.data.classes import DEFAULT_CLASSES, ClassMap
 from active.data.images import IMAGE_SUFFIXES
 from active.data.record import FrameRecord, LoadReport
-from active.data.voc import image_name_candidates, parse_voc
+from active.data.voc import image_name_candidates, object_names, parse_voc
 from active.errors import DataError
 
 Format = Literal["auto", "svia", "voc", "yolo", "coco"]
@@ -44,6 +44,7 @@ def load_dataset(
     fmt: Format = "auto",
     classes: ClassMap | None = DEFAULT_CLASSES,
     strict: bool = False,
+    skip_bad_frames: bool = False,
 ) -> list[FrameRecord]:
     """Read an annotated dataset as FrameRecords sorted by (video, frame).
 
@@ -53,7 +54,11 @@ def load_dataset(
         fmt: the format, or ``"auto"`` to detect it from the layout.
         classes: the class map names are resolved through (unknown names are an error);
             ``None`` keeps the dataset's own names (YOLO and COCO only).
-        strict: make repairable problems (boxes outside the image, missing frames) errors.
+        strict: make repairable problems (boxes partly outside the image, clipped; missing
+            frames, skipped) errors.
+        skip_bad_frames: drop a frame with an unusable box (not finite, inverted, zero-size,
+            mostly outside the image) whole, with a warning, instead of raising a DataError;
+            a frame is never kept with fewer boxes (see :class:`LoadReport`).
     """
     from active.data.coco import read_coco
     from active.data.svia import read_svia
@@ -62,14 +67,15 @@ def load_dataset(
     path = Path(path)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "svia":
-        records = read_svia(path, classes or DEFAULT_CLASSES, strict)
+        records = read_svia(path, classes or DEFAULT_CLASSES, strict, skip_bad_frames)
     elif fmt == "voc":
-        records = read_voc_dir(path, classes or DEFAULT_CLASSES, strict)
+        records = read_voc_dir(path, classes or DEFAULT_CLASSES, strict, skip_bad_frames)
     elif fmt == "yolo":
-        records = read_yolo(path, classes, strict)
+        records = read_yolo(path, classes, strict, skip_bad_frames)
     elif fmt == "coco":
         json_path = path / "annotations.json" if path.is_dir() else path
-        records = read_coco(json_path, classes=classes, strict=strict)
+        records = read_coco(json_path, classes=classes, strict=strict,
+                            skip_bad_frames=skip_bad_frames)
     else:
         raise DataError(path, f"unknown dataset format {fmt!r} (one of {', '.join(FORMATS)})")
     if not records:
@@ -79,7 +85,8 @@ def load_dataset(
 
 
 def read_voc_dir(
-    root: str | Path, classes: ClassMap = DEFAULT_CLASSES, strict: bool = False
+    root: str | Path, classes: ClassMap = DEFAULT_CLASSES, strict: bool = False,
+    skip_bad_frames: bool = False,
 ) -> list[FrameRecord]:
     """Read every VOC XML under ``root``; images are found by name anywhere under ``root``.
 
@@ -91,7 +98,7 @@ def read_voc_dir(
     for p in sorted(root.rglob("*")):
         if p.suffix.lower() in IMAGE_SUFFIXES:
             images.setdefault(p.name, p)
-    report = LoadReport(strict)
+    report = LoadReport(strict, skip_bad_frames)
     records = []
     for xml in sorted(root.rglob("*.xml")):
         voc = parse_voc(xml)
@@ -105,11 +112,12 @@ def read_voc_dir(
             video, number = voc.folder or xml.parent.name, str(len(records) + 1)
         labels = np.array([classes.index(n, xml) for n in voc.names], dtype=np.int64)
         boxes = voc.boxes.copy()
-        keep = report.check_boxes(boxes, voc.width, voc.height, xml)
+        if not report.check_boxes(boxes, voc.width, voc.height, xml, object_names(voc)):
+            continue
         records.append(FrameRecord(
-            boxes=boxes[keep], labels=labels[keep], class_names=classes.names, video_id=video,
+            boxes=boxes, labels=labels, class_names=classes.names, video_id=video,
             frame_index=int(number) - 1, width=voc.width, height=voc.height, source=xml,
-            image_path=image, track_ids=None if voc.track_ids is None else voc.track_ids[keep],
+            image_path=image, track_ids=voc.track_ids,
         ))
     report.warn(str(root))
     return records

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,21 +96,37 @@ class FrameRecord:
         return img
 
 
-class LoadReport:
-    """Counts the problems a lenient load repaired or skipped, and warns once with a summary.
+#: A box partly outside its image is clipped when at least this share of its area is inside;
+#: one mostly outside was drawn wrong (or for another image size) and is unusable.
+MIN_INSIDE = 0.5
 
-    In strict mode the first problem raises a :class:`DataError` naming the file instead.
+
+class LoadReport:
+    """How a load treats problems, and a count of those it repaired, with one warning at the end.
+
+    - An **unusable box** (a corner that is not a finite number, inverted, zero-size, or mostly
+      outside the image) is a :class:`DataError` naming the file and the object, unless
+      ``skip_bad_frames``: then its whole frame is dropped and counted. A frame is never kept
+      with fewer boxes than its annotation has (its missing objects would train as background).
+    - A **repairable problem** (a box partly outside the image, clipped; an annotation whose
+      frame is missing, skipped) is counted and warned about; ``strict`` makes it an error.
+
+    ``strict`` wins over ``skip_bad_frames``: a strict load stops at the first problem of any kind.
     """
 
-    def __init__(self, strict: bool = False) -> None:
+    def __init__(self, strict: bool = False, skip_bad_frames: bool = False) -> None:
         self.strict = strict
+        self.skip_bad_frames = skip_bad_frames
         self.counts: dict[str, int] = {}
         self.examples: dict[str, list[str]] = {}
 
     def problem(self, kind: str, path: Path | str | None, message: str) -> None:
-        """Record one problem of ``kind`` (or raise in strict mode)."""
+        """Record one repairable problem of ``kind`` (or raise in strict mode)."""
         if self.strict:
             raise DataError(path, f"{message} (a lenient load would {kind})")
+        self._count(kind, path, message)
+
+    def _count(self, kind: str, path: Path | str | None, message: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         ex = self.examples.setdefault(kind, [])
         if len(ex) < 3:
@@ -120,40 +137,55 @@ class LoadReport:
         if not self.counts:
             return
         parts = [f"{n} x {kind}" for kind, n in self.counts.items()]
-        lines = [f"{what}: repaired or skipped {', '.join(parts)} (strict=True makes these errors)"]
+        lines = [f"{what}: repaired or skipped {', '.join(parts)} (a strict load makes these "
+                 "errors)"]
         for ex in self.examples.values():
             lines.extend(f"  e.g. {e}" for e in ex)
         warnings.warn("\n".join(lines), UserWarning, stacklevel=3)
 
-    def check_boxes(
-        self, boxes: np.ndarray, width: int, height: int, path: Path | str | None
-    ) -> np.ndarray:
-        """Validate (N, 4) xyxy boxes against a width x height image; return a keep mask.
+    def check_boxes(self, boxes: np.ndarray, width: int, height: int,
+                    path: Path | str | None, where: Sequence[str] | None = None) -> bool:
+        """Check one frame's (N, 4) xyxy boxes against its width x height image.
 
-        Non-finite, zero-size or fully outside boxes are dropped; boxes partly outside the image
-        are clipped in place. Each case is counted (or raises in strict mode).
+        Boxes partly outside the image are clipped in place (a counted repair). Returns True
+        when the frame is usable, False when it is to be dropped whole (``skip_bad_frames`` and
+        an unusable box); otherwise an unusable box raises a DataError naming ``path`` and
+        ``where[i]`` (e.g. ``"line 3"``, ``"object 2 (S)"``; default ``"box i"``).
         """
-        keep = np.ones(len(boxes), dtype=bool)
         for i, b in enumerate(boxes):
-            if not np.all(np.isfinite(b)):
-                self.problem("drop a non-finite box", path, f"box {i} {b.tolist()} is not finite")
-                keep[i] = False
-                continue
-            clipped = np.array(
-                [np.clip(b[0], 0, width), np.clip(b[1], 0, height),
-                 np.clip(b[2], 0, width), np.clip(b[3], 0, height)], dtype=boxes.dtype
-            )
-            if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-                kind = "zero-size" if b[2] <= b[0] or b[3] <= b[1] else "outside the image"
-                self.problem(
-                    f"drop a {kind} box", path,
-                    f"box {i} {b.tolist()} is {kind} ({width}x{height} image)",
-                )
-                keep[i] = False
-            elif not np.array_equal(clipped, b):
-                self.problem(
-                    "clip a box that leaves the image", path,
-                    f"box {i} {b.tolist()} extends outside the {width}x{height} image",
-                )
+            name = where[i] if where is not None else f"box {i}"
+            coords = "[" + ", ".join(f"{float(v):g}" for v in b) + "] px (x1, y1, x2, y2)"
+            reason = unusable_reason(b, width, height)
+            if reason is not None:
+                message = f"{name}: box {coords} {reason}"
+                if self.skip_bad_frames and not self.strict:
+                    self._count("drop a frame with an unusable box", path, message)
+                    return False
+                raise DataError(path, f"{message}; fix the annotation, or skip such frames "
+                                      "whole (--skip-bad-frames)")
+            clipped = np.array([min(max(b[0], 0), width), min(max(b[1], 0), height),
+                                min(max(b[2], 0), width), min(max(b[3], 0), height)],
+                               dtype=boxes.dtype)
+            if not np.array_equal(clipped, b):
+                self.problem("clip a box that leaves the image", path,
+                             f"{name}: box {coords} extends outside the {width}x{height} image")
                 boxes[i] = clipped
-        return keep
+        return True
+
+
+def unusable_reason(box: np.ndarray, width: int, height: int) -> str | None:
+    """Why an xyxy box cannot be used on a width x height image, or None when it can (perhaps
+    after clipping)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not all(np.isfinite((x1, y1, x2, y2))):
+        return "has a corner that is not a finite number"
+    if x2 < x1 or y2 < y1:
+        return "is inverted (" + ("x2 < x1" if x2 < x1 else "y2 < y1") + ")"
+    if x2 == x1 or y2 == y1:
+        return "has zero size"
+    inside = (max(0.0, min(x2, width) - max(x1, 0.0)) * max(0.0, min(y2, height) - max(y1, 0.0)))
+    share = inside / ((x2 - x1) * (y2 - y1))
+    if share < MIN_INSIDE:
+        return (f"lies {'entirely' if share == 0 else 'mostly'} outside the {width}x{height} "
+                f"image ({share:.0%} inside)")
+    return None

@@ -18,7 +18,7 @@ import numpy as np
 from active.data.classes import DEFAULT_CLASSES, ClassMap
 from active.data.images import write_image
 from active.data.record import FrameRecord, LoadReport
-from active.data.voc import parse_voc, write_voc
+from active.data.voc import object_names, parse_voc, write_voc
 from active.errors import DataError
 
 ANNOTATION_DIR = "Subset-A"
@@ -50,13 +50,14 @@ def split_frame_name(stem: str, path: Path) -> tuple[str, int]:
 
 
 def read_svia(
-    root: str | Path, classes: ClassMap = DEFAULT_CLASSES, strict: bool = False
+    root: str | Path, classes: ClassMap = DEFAULT_CLASSES, strict: bool = False,
+    skip_bad_frames: bool = False,
 ) -> list[FrameRecord]:
     """Read every annotated frame of an SVIA subset-A folder, sorted by video and frame.
 
     A frame whose PNG is missing is read from ``original videos/<video>.mp4`` when present; with
     neither, the annotation is skipped with a warning (``strict=True``: an error). Bad boxes are
-    handled as :class:`LoadReport` describes.
+    handled as :class:`LoadReport` describes (``skip_bad_frames``: such frames dropped whole).
     """
     given = Path(root)
     found = find_svia_root(given)
@@ -70,7 +71,7 @@ def read_svia(
               {".png", ".jpg", ".jpeg", ".bmp"}} if (root / FRAME_DIR).is_dir() else {}
     videos = {p.stem: p for p in (root / VIDEO_DIR).glob("*") if p.is_file()} if (
         root / VIDEO_DIR).is_dir() else {}
-    report = LoadReport(strict)
+    report = LoadReport(strict, skip_bad_frames)
     records = []
     for xml in xmls:
         voc = parse_voc(xml)
@@ -83,12 +84,12 @@ def read_svia(
             continue
         labels = np.array([classes.index(n, xml) for n in voc.names], dtype=np.int64)
         boxes = voc.boxes.copy()
-        keep = report.check_boxes(boxes, voc.width, voc.height, xml)
+        if not report.check_boxes(boxes, voc.width, voc.height, xml, object_names(voc)):
+            continue
         records.append(FrameRecord(
-            boxes=boxes[keep], labels=labels[keep], class_names=classes.names,
+            boxes=boxes, labels=labels, class_names=classes.names,
             video_id=video_id, frame_index=index, width=voc.width, height=voc.height,
-            source=xml, image_path=image_path, video_path=video_path,
-            track_ids=None if voc.track_ids is None else voc.track_ids[keep],
+            source=xml, image_path=image_path, video_path=video_path, track_ids=voc.track_ids,
         ))
     report.warn(str(root))
     records.sort(key=lambda r: (r.video_id, r.frame_index))

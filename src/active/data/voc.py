@@ -7,6 +7,7 @@ writes: ``<track_id>`` (object identity across frames); readers of other tools i
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,14 @@ def _number(node: ET.Element, tag: str, path: Path) -> float:
         raise DataError(path, f"<{tag}> is not a number: {raw!r}") from None
 
 
+def _size(node: ET.Element, tag: str, path: Path) -> int:
+    value = _number(node, tag, path)
+    if not np.isfinite(value) or value != int(value) or not 0 < value < 2**31:
+        raise DataError(path, f"<{tag}> is not a positive whole number of pixels: "
+                              f"{_text(node, tag, path)!r}")
+    return int(value)
+
+
 def parse_voc(path: str | Path) -> VocFile:
     """Parse one VOC XML file. Malformed XML, missing fields or non-numbers raise DataError."""
     path = Path(path)
@@ -59,26 +68,28 @@ def parse_voc(path: str | Path) -> VocFile:
         root = ET.parse(path).getroot()
     except FileNotFoundError:
         raise DataError(path, "annotation file not found") from None
-    except ET.ParseError as exc:
+    except (ET.ParseError, ValueError, LookupError) as exc:  # LookupError: unknown encoding
         raise DataError(path, f"malformed XML: {exc}") from None
     if root.tag != "annotation":
         raise DataError(path, f"not a VOC annotation (root element <{root.tag}>)")
     size = root.find("size")
     if size is None:
         raise DataError(path, "missing <size>")
-    width, height = int(_number(size, "width", path)), int(_number(size, "height", path))
-    if width <= 0 or height <= 0:
-        raise DataError(path, f"invalid image size {width}x{height}")
+    width, height = _size(size, "width", path), _size(size, "height", path)
     names, corners, tracks = [], [], []
-    for i, obj in enumerate(root.findall("object")):
+    for i, obj in enumerate(root.findall("object"), start=1):
         names.append(_text(obj, "name", path))
         bnd = obj.find("bndbox")
         if bnd is None:
             raise DataError(path, f"object {i} ({names[-1]}) has no <bndbox>")
         corners.append([_number(bnd, t, path) for t in ("xmin", "ymin", "xmax", "ymax")])
         tid = obj.find("track_id")
-        tracks.append(int(tid.text) if tid is not None and tid.text else -1)
-    boxes = voc_to_xyxy(np.array(corners)).astype(np.float32) if corners else np.zeros((0, 4))
+        raw = tid.text.strip() if tid is not None and tid.text else ""
+        if raw and not (re.fullmatch(r"-?[0-9]{1,18}", raw)):
+            raise DataError(path, f"object {i} ({names[-1]}): <track_id> is not a whole "
+                                  f"number: {raw!r}")
+        tracks.append(int(raw) if raw else -1)
+    boxes = voc_to_xyxy(np.array(corners)) if corners else np.zeros((0, 4))
     return VocFile(
         path=path,
         filename=_text(root, "filename", path, required=False),
@@ -87,9 +98,14 @@ def parse_voc(path: str | Path) -> VocFile:
         width=width,
         height=height,
         names=names,
-        boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
         track_ids=np.array(tracks, dtype=np.int64) if any(t >= 0 for t in tracks) else None,
     )
+
+
+def object_names(voc: VocFile) -> list[str]:
+    """How errors name each object of ``voc``: ``object 3 (S)``, counted from 1 in file order."""
+    return [f"object {i} ({n})" for i, n in enumerate(voc.names, start=1)]
 
 
 def image_name_candidates(voc: VocFile) -> list[str]:

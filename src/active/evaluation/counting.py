@@ -49,20 +49,22 @@ def count_bias(results: Sequence[ImageResult], cls: int, threshold: float) -> di
 
 
 def calibrate(weights: str | Path, data: str | Path, fmt: str = "auto",
-              um_per_px: float | None = None, classes: Any = None, threads: int | None = None
-              ) -> Any:
+              um_per_px: float | None = None, classes: Any = None, threads: int | None = None,
+              skip_bad_frames: bool = False) -> Any:
     """Fit the sperm-counting threshold of ``weights`` on the annotated frames in ``data`` (any
     supported format); returns a :class:`~active.inference.profile.Profile` with the metrics
     before and after (count bias, precision, recall, AP50). Without ``um_per_px`` the scale is
     estimated from the annotated heads' size (:func:`estimate_scale`); frames are resized to the
-    model's scale before the fit, as ``detect --profile`` will."""
+    model's scale before the fit, as ``detect --profile`` will. ``skip_bad_frames``: frames with
+    an unusable box are left out whole (see :func:`~active.data.dataset.load_dataset`)."""
     from active.data.classes import DEFAULT_CLASSES
     from active.data.dataset import load_dataset
     from active.errors import DataError
     from active.inference.predictor import Predictor, file_sha256
     from active.inference.profile import Profile, now
 
-    records = load_dataset(data, fmt, classes or DEFAULT_CLASSES)
+    records = load_dataset(data, fmt, classes or DEFAULT_CLASSES,
+                           skip_bad_frames=skip_bad_frames)
     predictor = Predictor(weights, conf=0.001, threads=threads)
     if "sperm" not in predictor.names:
         raise DataError(predictor.weights, "the model has no 'sperm' class to count")

@@ -186,7 +186,8 @@ def _split_plan(cfg: TrainConfig, path: Path, k: int, seed: int) -> SplitPlan:
     from active.data.classes import DEFAULT_CLASSES
     from active.data.dataset import load_dataset
 
-    records = load_dataset(cfg.data.path, cfg.data.format, DEFAULT_CLASSES, cfg.data.strict)
+    records = load_dataset(cfg.data.path, cfg.data.format, DEFAULT_CLASSES, cfg.data.strict,
+                           cfg.data.skip_bad_frames)
     videos = sorted({r.video_id for r in records})
     if path.is_file():
         plan = SplitPlan.load(path)
@@ -277,7 +278,7 @@ def _evaluate(cfg: TrainConfig, weights: Sequence[str | Path], split_path: Path,
         [Path(w) for w in weights] if len(weights) > 1 else Path(weights[0]), cfg.data.path,
         fmt=cfg.data.format, split=split_path, part="test", fold=fold,
         out=where / ("test-tta" if tta else "test"), device=cfg.device,
-        strict=cfg.data.strict,
+        strict=cfg.data.strict, skip_bad_frames=cfg.data.skip_bad_frames,
         classes=ClassMap.from_file(cfg.data.classes) if cfg.data.classes else None,
         postprocess=cfg.eval, tta=tta)
 

@@ -81,11 +81,14 @@ def evaluate_checkpoint(weights: str | Path | Sequence[str | Path], data: str | 
                         out: str | Path | None = None, score_threshold: float = 0.25,
                         iou_threshold: float = 0.45, lenient: bool = False,
                         device: str = "auto", strict: bool = False,
+                        skip_bad_frames: bool = False,
                         imgsz: tuple[int, int] | None = None, classes: Any = None,
                         postprocess: Any = None, tta: bool = False, merge: bool = True,
                         rescorer: str | Path | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint on a dataset (or one part of a split); returns the report dict
-    (and writes ``report.json`` and ``pr_curve.png`` into ``out`` when given).
+    (and writes ``report.json`` and ``pr_curve.png`` into ``out`` when given). A number that is
+    undefined (AP of a class without ground truth, precision without a detection) is NaN in the
+    returned dict, null in report.json and ``-`` in the text: never ``nan`` in what a user reads.
 
     ``classes`` is the dataset's :class:`~active.data.classes.ClassMap` (default: sperm/impurity
     with SVIA's names); ``postprocess`` a full :class:`PostProcessConfig` for the AP detections
@@ -115,7 +118,8 @@ def evaluate_checkpoint(weights: str | Path | Sequence[str | Path], data: str | 
         model, ckpt = load_model(members[0], dev)
     from active.data.classes import DEFAULT_CLASSES
 
-    records = load_dataset(data, fmt, classes or DEFAULT_CLASSES, strict=strict)
+    records = load_dataset(data, fmt, classes or DEFAULT_CLASSES, strict=strict,
+                           skip_bad_frames=skip_bad_frames)
     if split is not None:
         records = apply_fold(records, SplitPlan.load(split).folds[fold], Path(split))[part]
     coder = LossConfig.from_dict(ckpt.get("loss_config") or {}).coder()
@@ -151,7 +155,8 @@ def evaluate_checkpoint(weights: str | Path | Sequence[str | Path], data: str | 
     report["text"] = format_report(report)
     if out is not None:
         out = Path(out)
-        write_json(out / "report.json", {k: v for k, v in report.items() if k != "text"})
+        write_json(out / "report.json",
+                   _defined({k: v for k, v in report.items() if k != "text"}))
         plot_pr(aps, out / "pr_curve.png")
     return report
 
@@ -169,12 +174,29 @@ def format_report(r: dict[str, Any]) -> str:
              f"(at score >= {r['operating_point']['score_threshold']})"]
     for name, ap in r["ap50"].items():
         op = r["operating_point"]["per_class"][name]
-        lines.append(f"{name:<10} {ap:>7.4f} {op['precision']:>10.4f} {op['recall']:>7.4f}")
-    lines.append(f"mAP50 {r['map50']:.4f}   COCO mAP50:95 {r['coco']['map50_95']:.4f}")
+        lines.append(f"{name:<10} {_cell(ap):>7} {_cell(op['precision']):>10} "
+                     f"{_cell(op['recall']):>7}")
+    lines.append(f"mAP50 {_cell(r['map50'])}   COCO mAP50:95 {_cell(r['coco']['map50_95'])}")
     if "ap50_lenient_todcnn" in r:
         lines.append("lenient (TOD-CNN rule, not the paper's metric): " + ", ".join(
-            f"{k} {v:.4f}" for k, v in r["ap50_lenient_todcnn"].items()))
+            f"{k} {_cell(v)}" for k, v in r["ap50_lenient_todcnn"].items()))
     m = r["operating_point"]["confusion"]
     lines.append("confusion (rows ground truth, columns predicted): " + "  ".join(
         f"{row}: {vals}" for row, vals in zip(m["rows_ground_truth"], m["matrix"], strict=True)))
     return "\n".join(lines)
+
+
+def _cell(v: float | None) -> str:
+    """A ratio as text: 4 decimals, ``-`` where it is undefined."""
+    return "-" if v is None or v != v else f"{v:.4f}"
+
+
+def _defined(obj: Any) -> Any:
+    """``obj`` with every NaN float (nested in dicts and lists) replaced by None, for JSON."""
+    if isinstance(obj, float):
+        return None if obj != obj else obj
+    if isinstance(obj, dict):
+        return {k: _defined(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_defined(v) for v in obj]
+    return obj

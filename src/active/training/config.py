@@ -27,6 +27,11 @@ class StageConfig:
     lr: float = 1e-3
     freeze_backbone: bool = True
 
+    def __post_init__(self) -> None:  # a config error names the stage (exit 2 from the CLI)
+        if self.epochs < 0 or self.batch < 1 or not 0 < self.lr < float("inf"):
+            raise ValueError(f"stage {self.name!r} needs epochs >= 0, batch >= 1 and lr > 0, "
+                             f"got {self.epochs}, {self.batch} and {self.lr}")
+
 
 def paper_stages() -> list[StageConfig]:
     return [StageConfig("frozen", 50, 4, 1e-3, True), StageConfig("unfrozen", 100, 2, 1e-4, False)]
@@ -41,9 +46,15 @@ class DataConfig:
     classes: str | None = None  # class map file; None: sperm/impurity with SVIA's names
     split: str | None = None  # split JSON (active data split); None: 6:2:2 by video from seed
     fold: int = 0  # which fold of the split file
-    strict: bool = False
+    strict: bool = False  # repairable problems (a box partly outside, clipped) are errors too
+    skip_bad_frames: bool = False  # drop frames with an unusable box whole instead of an error
     cache: bool = True  # keep decoded frames in memory
     workers: int = 0  # DataLoader worker processes
+
+    def __post_init__(self) -> None:
+        if self.fold < 0 or self.workers < 0:
+            raise ValueError(f"need fold >= 0 and workers >= 0, got {self.fold} and "
+                             f"{self.workers}")
 
 
 @dataclass

@@ -30,9 +30,10 @@ LOG_FIELDS = ("epoch", "stage", "lr", "box", "obj", "cls", "total", "val_ap50_sp
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """The device ``name`` names; one this machine lacks is a UsageError naming --device."""
+    from active.inference.backends import pick_device
+
+    return pick_device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -48,7 +49,7 @@ def load_splits(cfg: TrainConfig) -> dict[str, list[FrameRecord]]:
 
     d = cfg.data
     classes = ClassMap.from_file(d.classes) if d.classes else DEFAULT_CLASSES
-    records = load_dataset(d.path, d.format, classes, d.strict)
+    records = load_dataset(d.path, d.format, classes, d.strict, d.skip_bad_frames)
     if d.split:
         plan = SplitPlan.load(d.split)
         if not 0 <= d.fold < len(plan.folds):
