@@ -12,6 +12,23 @@ import numpy as np
 from active.errors import DataError, VideoError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg")
+#: The smallest frame side read or written: a smaller video cannot show a sperm head (about 4 x
+#: 3 µm), and the mp4v encoder cannot open 1-pixel frames at all.
+MIN_SIDE_PX = 8
+
+#: Image formats by their first bytes: a still image renamed to a video suffix opens in FFmpeg
+#: as a one-frame "video" of unknown length; it is named as what it is instead.
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
+                (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"GIF8", "GIF"))
+
+
+def _image_kind(path: Path) -> str | None:
+    """The image format ``path``'s first bytes say it is, or None."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,10 @@ class VideoReader:
             raise VideoError(self.path, "video file not found")
         if self.path.stat().st_size == 0:
             raise VideoError(self.path, "video file is empty (0 bytes)")
+        kind = _image_kind(self.path)
+        if kind is not None:
+            raise VideoError(self.path, f"is a {kind} image, not a video; give it its image "
+                                        f"suffix (.{kind.lower()}) to detect on it as an image")
         self._cap = cv2.VideoCapture(str(self.path))
         if not self._cap.isOpened():
             raise VideoError(self.path, "cannot open video (corrupt or unsupported codec)")
@@ -61,7 +82,8 @@ class VideoReader:
         self.info = VideoInfo(
             path=self.path,
             fps=fps if fps > 0 else 30.0,
-            frames=int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+            # a container that does not say how many frames it holds reports <= 0 (or absurd)
+            frames=max(0, int(min(self._cap.get(cv2.CAP_PROP_FRAME_COUNT), 2**31))),
             width=int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             height=int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
             fps_known=0 < fps <= 1000,
@@ -69,6 +91,11 @@ class VideoReader:
         if self.info.width <= 0 or self.info.height <= 0:
             self.close()
             raise VideoError(self.path, "video has no readable video stream")
+        if min(self.info.width, self.info.height) < MIN_SIDE_PX:
+            self.close()
+            raise VideoError(self.path, f"frames are {self.info.width}x{self.info.height} px: "
+                                        f"too small to show a sperm head (at least "
+                                        f"{MIN_SIDE_PX}x{MIN_SIDE_PX} px)")
         self._next = 0
 
     @property
@@ -159,7 +186,8 @@ def write_video(path: str | Path, frames: list[np.ndarray] | Iterator[np.ndarray
                     h, w = img.shape[:2]
                     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
                     if not writer.isOpened():
-                        raise VideoError(path, f"cannot open a {fourcc} video writer")
+                        raise VideoError(path, f"cannot open a {fourcc} video writer for "
+                                               f"{w}x{h} frames")
                 writer.write(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
                 count += 1
         finally:
@@ -193,7 +221,8 @@ class VideoWriter:
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
                                            self.fps, (w, h))
             if not self._writer.isOpened():
-                raise VideoError(self.path, f"cannot open a {self.fourcc} video writer")
+                raise VideoError(self.path, f"cannot open a {self.fourcc} video writer for "
+                                            f"{w}x{h} frames")
             self.size = (w, h)
         elif (w, h) != self.size:
             where = name or f"frame {self.count}"

@@ -39,14 +39,28 @@ def device_type(device: str | Any) -> str:
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else the CPU; anything else as given."""
+    """``"auto"``: CUDA when available, else the CPU; anything else as given. A device this
+    machine does not have (or a name that is none) is a UsageError naming ``--device``."""
     import torch
+
+    from active.errors import UsageError
 
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"--device {device}: not a device (auto, cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA here (PyTorch sees no GPU on this "
+                             "machine); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {device}: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s), numbered from 0")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                  and torch.backends.mps.is_available()):
+        raise UsageError(f"--device {device}: no MPS (Apple GPU) here; use --device cpu")
     return dev
 
 
@@ -130,8 +144,10 @@ class OnnxBackend:
             self.session = ort.InferenceSession(
                 model if isinstance(model, bytes) else str(model), opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise CheckpointError(self.path, "not a loadable ONNX model: "
-                                             f"{str(exc).splitlines()[0][:300]}") from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            empty = not isinstance(model, bytes) and Path(model).stat().st_size == 0
+            raise CheckpointError(self.path, "ONNX model file is empty (0 bytes)" if empty
+                                  else f"not a loadable ONNX model: {first}") from None
         self.input_name = self.session.get_inputs()[0].name
         shape = self.session.get_inputs()[0].shape
         #: False for an older export whose input size is fixed (it cannot run other sizes).

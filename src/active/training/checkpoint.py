@@ -39,18 +39,42 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, loss_config: dict 
         torch.save(payload, tmp)
 
 
+#: What a file that ``weights_only`` refuses is, and what to do, in ACTIVE's words. torch's own
+#: message goes on to suggest loading it with ``weights_only=False``, which would run whatever
+#: code the file carries: it is never shown.
+UNSAFE = ("refused: it holds pickled Python objects besides tensors and plain data, and "
+          "loading those could run code hidden in the file, which ACTIVE never does. An ACTIVE "
+          "checkpoint holds none: if this one came from 'active train' or 'active export', it "
+          "was altered; if it came from elsewhere, use a model from a source you trust, or "
+          "export the weights to ONNX ('active export') where they were made")
+
+
 def load_file(path: str | Path, what: str = "checkpoint") -> Any:
-    """``torch.load(weights_only=True)`` to the CPU (no pickled code runs); a missing or corrupt
-    file is a CheckpointError naming it and ``what`` it should have been."""
+    """``torch.load(weights_only=True)`` to the CPU (no pickled code runs); a missing, empty,
+    corrupt or unsafe file is a CheckpointError naming it and ``what`` it should have been."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(path, f"{what} not found")
+        raise CheckpointError(path, f"{what} not found" if not path.is_dir()
+                              else f"is a folder, not a {what} file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, f"{what} file is empty (0 bytes): an interrupted copy or "
+                                    "download? copy it again")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError,
-            ValueError) as exc:
-        raise CheckpointError(path, f"corrupt or not a {what} ({type(exc).__name__}: "
-                                    f"{str(exc).splitlines()[0][:200]})") from None
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower():
+            raise CheckpointError(path, UNSAFE) from None
+        raise CheckpointError(path, f"corrupt or not a {what} ({_first_line(exc)})") from None
+    except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError, TypeError,
+            AttributeError, IndexError, KeyError, MemoryError, OverflowError) as exc:
+        # torch.load meets arbitrary bytes with any of these
+        raise CheckpointError(path, f"corrupt or not a {what} ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters), for any exception."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

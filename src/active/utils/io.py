@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -20,7 +21,13 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     and ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():  # said now, with its own name, not as the rename of a temporary file
+        raise IsADirectoryError(errno.EISDIR, "is a folder; a file name is needed here", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder",
+                                 exc.filename or str(path.parent)) from None
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.stem}.", suffix=f".part{suffix or path.suffix}", dir=path.parent
     )
