@@ -20,6 +20,6 @@ mkdir -p "$OUT"
     $( [ -f "$OUT/finetune/last.pt" ] && echo --resume )
   touch "$OUT/finetune/done"; }
 active eval --weights "$OUT/finetune/best.pt" --data "$DATA" --split "$OUT/lovo.json" --fold 0 \
-  --part test --out "$OUT/eval"
+  --part test --out "$OUT/eval" --overwrite
 active export "$OUT/finetune/best.pt" --format pt --eval "$OUT/eval/report.json" \
   --out src/active/weights/active-i-n-svia.pt

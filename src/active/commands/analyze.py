@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from active.analysis.calibration import check_depth, check_dilution, check_fps, check_um_per_px
+from active.commands._args import add_overwrite, positive_int, probability
 from active.errors import UsageError
 
 
@@ -25,31 +26,11 @@ def _checked(check: Callable[[float, str], object], flag: str) -> Callable[[str]
     return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from exc
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
-
-
 def _odd_window(text: str) -> int:
-    v = _positive_int(text)
+    v = positive_int(text)
     if v < 3 or v % 2 == 0:
         raise argparse.ArgumentTypeError(f"a centred average needs an odd number of points >= 3, "
                                          f"got {v}")
-    return v
-
-
-def _score(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"a score threshold is between 0 and 1, got {v}")
     return v
 
 
@@ -57,6 +38,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from active.analysis import AnalyzeOptions, Calibration, analyze
     from active.analysis.report_text import format_sample
     from active.commands.predict import checked_profile
+    from active.utils.outdir import output_folder
 
     um_per_px = args.um_per_px
     conf = args.conf
@@ -74,13 +56,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     cal = Calibration(um_per_px=um_per_px, fps=args.fps,
                       chamber_depth_um=args.chamber_depth, dilution=args.dilution)
     sample_id = args.sample or Path(args.videos[0]).stem
-    out = args.out if args.out is not None else Path("runs/analyze") / sample_id
     opts = AnalyzeOptions(weights=args.weights, backend=args.backend, conf=conf,
                           threads=args.threads, annotated=not args.no_video,
                           progress=not args.quiet, window=args.vap_window,
                           profile=None if args.profile is None or args.conf is not None
                           else str(args.profile), resize_um_per_px=resize_um)
-    sample = analyze(args.videos, cal, out, sample_id, opts)
+    with output_folder(args.out, Path("runs/analyze") / sample_id, overwrite=args.overwrite,
+                       command="analyze", inputs=args.videos) as out:
+        sample = analyze(args.videos, cal, out, sample_id, opts)
     print(format_sample(sample))
     print(f"\nreport: {out / 'report.html'}")
     return 0
@@ -109,17 +92,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    metavar="D", help="dilution factor of the loaded semen (1 = neat; default 1)")
     p.add_argument("--sample", default=None, metavar="ID", help="sample id (default: the first "
                    "video's name)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default "
-                   "runs/analyze/<sample>)")
+    p.add_argument("--out", type=Path, default=None, help="output folder, new or empty "
+                   "(default runs/analyze/<sample>, numbered -2, -3, ... when used)")
+    add_overwrite(p)
     p.add_argument("--weights", default="default", help="detector: 'default' (bundled), .pt or "
                    ".onnx")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
-    p.add_argument("--conf", type=_score, default=None, help="score threshold (default: the "
-                   "model's, 0.25)")
+    p.add_argument("--conf", type=probability, default=None, help="score threshold, 0 to 1 "
+                   "(default: the model's operating point, else 0.25)")
     p.add_argument("--profile", type=Path, default=None, help="a microscope profile from "
                    "'active calibrate': its counting threshold, and its µm/px when "
                    "--um-per-px is not given")
-    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
     p.add_argument("--vap-window", type=_odd_window, default=5, metavar="N",
                    help="points of the moving average that makes the average path (VAP, ALH, "
                    "BCF; default 5)")

@@ -10,7 +10,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from active.evaluation.counting import calibrate
 
     profile = calibrate(args.weights, args.data, args.format, args.um_per_px,
-                        threads=args.threads)
+                        threads=args.threads, skip_bad_frames=args.skip_bad_frames)
     path = profile.save(args.out)
     m = profile.metrics
     print(f"{profile.fitted_on['frames']} annotated frames, {profile.fitted_on['sperm_boxes']} "
@@ -32,6 +32,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from active.analysis.calibration import check_um_per_px
+    from active.commands._args import add_skip_bad_frames, positive_int
     from active.commands.analyze import _checked
 
     p = sub.add_parser(
@@ -41,11 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "many sperm as are annotated, and write a profile file that 'active detect --profile' and "
         "'active analyze --profile' use (docs/inference.md, 'Counts on your microscope').")
     p.add_argument("data", type=Path, help="annotated frames (SVIA, VOC, YOLO or COCO)")
-    p.add_argument("--out", type=Path, required=True, help="profile file to write (.json)")
+    p.add_argument("--out", type=Path, required=True, help="profile file to write (.json; an "
+                   "existing file is replaced)")
     p.add_argument("--weights", default="default", help="the model to calibrate (default: "
                    "the bundled one)")
     p.add_argument("--format", default="auto", choices=("auto", "svia", "voc", "yolo", "coco"))
     p.add_argument("--um-per-px", type=_checked(check_um_per_px, "--um-per-px"), default=None,
                    metavar="X", help="your set-up's µm/px, stored in the profile for 'analyze'")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+    add_skip_bad_frames(p)
     p.set_defaults(func=cmd_calibrate)

@@ -6,6 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
+from active.commands._args import (
+    add_overwrite,
+    add_skip_bad_frames,
+    folds,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
+
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     from active.data.dataset import FORMATS
@@ -16,8 +25,16 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=Path, default=None,
                    help="class map JSON/YAML {names: [...], aliases: {...}} (default: "
                         "sperm, impurity with SVIA's names S, Impurity)")
-    p.add_argument("--strict", action="store_true",
-                   help="make repairable problems (boxes outside the image, missing frames) errors")
+    add_load_args(p)
+
+
+def add_load_args(p: argparse.ArgumentParser) -> None:
+    """--strict or --skip-bad-frames: how a load treats bad annotations (docs/errors.md)."""
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--strict", action="store_true",
+                     help="make repairable problems (boxes partly outside the image, missing "
+                     "frames) errors too")
+    add_skip_bad_frames(how)
 
 
 def load_records(args: argparse.Namespace):
@@ -25,14 +42,21 @@ def load_records(args: argparse.Namespace):
     from active.data.dataset import load_dataset
 
     classes = ClassMap.from_file(args.classes) if args.classes else DEFAULT_CLASSES
-    return load_dataset(args.path, args.fmt, classes, args.strict)
+    return load_dataset(args.path, args.fmt, classes, args.strict, args.skip_bad_frames)
+
+
+def dataset_folder(path: Path) -> Path:
+    """The folder a dataset's files live in (a COCO .json's own folder)."""
+    return path.parent if path.is_file() else path
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from active.data.synth import generate_dataset
+    from active.utils.outdir import output_folder
 
-    summary = generate_dataset(args.out, videos=args.videos, frames=args.frames, seed=args.seed,
-                               progress=not args.quiet)
+    with output_folder(args.out, "synth-data", overwrite=args.overwrite, command="synth") as out:
+        summary = generate_dataset(out, videos=args.videos, frames=args.frames, seed=args.seed,
+                                   progress=not args.quiet)
     print(summary)
     return 0
 
@@ -55,25 +79,41 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 def cmd_data_show(args: argparse.Namespace) -> int:
     from active.data.stats import show_records
+    from active.utils.outdir import output_folder
 
-    for path in show_records(load_records(args), args.out, count=args.count, seed=args.seed):
-        print(path)
+    records = load_records(args)
+    with output_folder(args.out, overwrite=args.overwrite, command="data show",
+                       not_inside=[dataset_folder(args.path)]) as out:
+        for path in show_records(records, out, count=args.count, seed=args.seed):
+            print(path)
     return 0
 
 
 def cmd_data_convert(args: argparse.Namespace) -> int:
     from active.data.convert import write_dataset
+    from active.utils.outdir import output_folder
 
     records = load_records(args)
-    target = write_dataset(records, args.out, args.to, images=not args.no_images)
+    with output_folder(args.out, overwrite=args.overwrite, command="data convert",
+                       not_inside=[dataset_folder(args.path)]) as out:
+        target = write_dataset(records, out, args.to, images=not args.no_images)
     print(f"wrote {len(records)} frames as {args.to}: {target}")
     return 0
 
 
 def cmd_data_split(args: argparse.Namespace) -> int:
     from active.data.splits import kfold_split, ratio_split
+    from active.errors import UsageError
 
     videos = sorted({r.video_id for r in load_records(args)})
+    if args.folds > len(videos):
+        raise UsageError(f"--folds {args.folds}: {args.path} holds {len(videos)} video(s), and "
+                         "k folds by video need k <= the number of videos")
+    if args.folds == 2 and not args.no_val:
+        raise UsageError("--folds 2: a validation part needs k >= 3 (or add --no-val)")
+    if not args.folds and sum(args.ratios) <= 0:
+        raise UsageError(f"--ratios {' '.join(f'{r:g}' for r in args.ratios)}: at least one "
+                         "part needs a ratio above 0")
     if args.folds:
         plan = kfold_split(videos, k=args.folds, seed=args.seed, val=not args.no_val)
     else:
@@ -90,10 +130,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="render synthetic microscopy videos with ground truth",
                        description="Render synthetic sperm microscopy videos (frames, mp4, SVIA "
                        "XML, COCO JSON, ground-truth tracks and speeds).")
-    p.add_argument("--videos", type=int, default=2, help="number of videos (default 2)")
-    p.add_argument("--frames", type=int, default=30, help="frames per video (default 30)")
-    p.add_argument("--out", type=Path, default=Path("synth-data"), help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--videos", type=positive_int, default=2,
+                   help="number of videos (default 2)")
+    p.add_argument("--frames", type=positive_int, default=30,
+                   help="frames per video (default 30)")
+    p.add_argument("--out", type=Path, default=None, help="output folder, new or empty "
+                   "(default synth-data, numbered -2, -3, ... when used)")
+    add_overwrite(p)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synth)
 
@@ -111,16 +155,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = dsub.add_parser("show", help="draw the boxes of a few frames",
                         description="Draw the annotated boxes of a few frames into PNG files.")
     add_data_args(p)
-    p.add_argument("--out", type=Path, required=True, help="output folder for the PNGs")
-    p.add_argument("--count", type=int, default=6, help="number of frames (default 6)")
-    p.add_argument("--seed", type=int, default=0, help="which frames (default 0)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder for the PNGs, new or empty")
+    add_overwrite(p)
+    p.add_argument("--count", type=positive_int, default=6, help="number of frames (default 6)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="which frames (default 0)")
     p.set_defaults(func=cmd_data_show)
 
     p = dsub.add_parser("convert", help="write a dataset in another format",
                         description="Convert a dataset to SVIA (VOC XML), YOLO txt or COCO JSON.")
     add_data_args(p)
     p.add_argument("--to", choices=("svia", "yolo", "coco"), required=True, help="target format")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder, new or empty, outside the dataset")
+    add_overwrite(p)
     p.add_argument("--no-images", action="store_true", help="write annotations only")
     p.set_defaults(func=cmd_data_convert)
 
@@ -128,10 +176,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Split a dataset's videos (never a video in two parts) into "
                         "train/val/test by ratio or into k folds; saves a JSON split file.")
     add_data_args(p)
-    p.add_argument("--out", type=Path, required=True, help="split JSON to write")
-    p.add_argument("--ratios", type=float, nargs=3, default=(6, 2, 2), metavar=("TRAIN", "VAL",
-                   "TEST"), help="train/val/test ratios (default 6 2 2, the paper's)")
-    p.add_argument("--folds", type=int, default=0, help="k folds instead of one ratio split")
+    p.add_argument("--out", type=Path, required=True,
+                   help="split JSON to write (an existing file is replaced)")
+    p.add_argument("--ratios", type=non_negative_float, nargs=3, default=(6, 2, 2),
+                   metavar=("TRAIN", "VAL", "TEST"),
+                   help="train/val/test ratios (default 6 2 2, the paper's)")
+    p.add_argument("--folds", type=folds, default=0,
+                   help="k folds (2 to the number of videos) instead of one ratio split")
     p.add_argument("--no-val", action="store_true", help="k folds without a validation part")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.set_defaults(func=cmd_data_split)

@@ -4,14 +4,38 @@ experiments."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
+
+from active.commands._args import (
+    add_overwrite,
+    add_skip_bad_frames,
+    device,
+    image_side,
+    int_at_least,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
+from active.commands.data import add_load_args
+from active.errors import UsageError
+
+
+def _check_epochs(epochs: list[int] | None) -> None:
+    if epochs is not None and not any(epochs):
+        raise UsageError(f"--epochs {' '.join(map(str, epochs))}: every stage would train no "
+                         "epoch; give at least one stage 1 or more")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from active.training.config import load_config
     from active.training.trainer import fit
 
+    _check_epochs(args.epochs)
     overrides = list(args.set)
+    if args.skip_bad_frames:
+        overrides.append("data.skip_bad_frames=true")
     for flag, key in (("data", "data.path"), ("variant", "model.variant"),
                       ("scale", "model.scale"), ("out", "out"), ("device", "device"),
                       ("weights", "init_weights"), ("seed", "seed"), ("split", "data.split"),
@@ -34,13 +58,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from active.evaluation.report import evaluate_checkpoint
+    from active.utils.outdir import output_folder
 
-    report = evaluate_checkpoint(args.weights, args.path, fmt=args.fmt, split=args.split_file,
-                                 part=args.part, fold=args.fold, out=args.out,
-                                 score_threshold=args.conf, iou_threshold=args.iou,
-                                 lenient=args.lenient, device=args.device, strict=args.strict,
-                                 imgsz=tuple(args.imgsz) if args.imgsz else None, tta=args.tta,
-                                 merge=not args.no_merge, rescorer=args.rescorer)
+    with (output_folder(args.out, overwrite=args.overwrite, command="eval",
+                        inputs=[*args.weights, args.path]) if args.out is not None
+          else contextlib.nullcontext(None)) as out:
+        report = evaluate_checkpoint(args.weights, args.path, fmt=args.fmt,
+                                     split=args.split_file, part=args.part, fold=args.fold,
+                                     out=out, score_threshold=args.conf, iou_threshold=args.iou,
+                                     lenient=args.lenient, device=args.device,
+                                     strict=args.strict, skip_bad_frames=args.skip_bad_frames,
+                                     imgsz=tuple(args.imgsz) if args.imgsz else None,
+                                     tta=args.tta, merge=not args.no_merge,
+                                     rescorer=args.rescorer)
     print(report["text"])
     return 0
 
@@ -66,6 +96,7 @@ def _experiment_config(args: argparse.Namespace):
     """The config of ``active cv`` / ``active ablation``: --config, --set and the flag overrides."""
     from active.evaluation.crossval import load_experiment_config
 
+    _check_epochs(args.epochs)
     overrides = list(args.set) + [f"{key}={getattr(args, flag)}" for flag, key in (
         ("data", "data.path"), ("scale", "model.scale"), ("device", "device"),
         ("threads", "threads"))
@@ -112,14 +143,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", default=None, help="model.scale: paper, s, n, tiny")
     p.add_argument("--weights", default=None, help="start from this checkpoint (init_weights)")
     p.add_argument("--split", default=None, help="split JSON (data.split)")
-    p.add_argument("--fold", type=int, default=None, help="fold of the split file (data.fold)")
-    p.add_argument("--epochs", type=int, nargs="+", default=None,
+    p.add_argument("--fold", type=non_negative_int, default=None,
+                   help="fold of the split file (data.fold)")
+    p.add_argument("--epochs", type=non_negative_int, nargs="+", default=None,
                    help="epochs per stage (one value for every stage, or one per stage)")
     p.add_argument("--out", default=None, help="run folder (out)")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--device", type=device, default=None, help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads (threads; default: every core)")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="random seed")
+    add_skip_bad_frames(p)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set loss.assign=ratio (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
@@ -138,12 +171,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="split JSON; with it only --part of --fold is evaluated")
     p.add_argument("--part", choices=("train", "val", "test"), default="test",
                    help="which part of the split (default test)")
-    p.add_argument("--fold", type=int, default=0, help="fold of the split file (default 0)")
-    p.add_argument("--out", type=Path, default=None, help="folder for report.json and PNGs")
-    p.add_argument("--conf", type=float, default=0.25,
-                   help="operating score threshold for precision/recall/confusions (0.25)")
-    p.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (0.45)")
-    p.add_argument("--imgsz", type=int, nargs=2, default=None, metavar=("H", "W"),
+    p.add_argument("--fold", type=non_negative_int, default=0,
+                   help="fold of the split file (default 0)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for report.json and PNGs, new or empty")
+    add_overwrite(p)
+    p.add_argument("--conf", type=probability, default=0.25, help="operating score threshold "
+                   "for precision/recall/confusions, 0 to 1 (0.25)")
+    p.add_argument("--iou", type=probability, default=0.45,
+                   help="NMS IoU threshold, 0 to 1 (0.45)")
+    p.add_argument("--imgsz", type=image_side, nargs=2, default=None, metavar=("H", "W"),
                    help="input size (default: the checkpoint's)")
     p.add_argument("--lenient", action="store_true", help="also report AP50 under TOD-CNN's "
                    "lenient matching (IoU>=0.4 with centres within 3 px), for comparison only")
@@ -151,8 +188,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "fused; see docs/inference.md)")
     p.add_argument("--no-merge", action="store_true", help="plain DIoU-NMS as in the paper "
                    "(default: each kept box is merged with the boxes it suppressed)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
-    p.add_argument("--strict", action="store_true", help="strict dataset loading")
+    p.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda ...")
+    add_load_args(p)
     p.add_argument("--rescorer", type=Path, default=None, help="rescore every detection with "
                    "a crop classifier trained by 'active rescorer' (docs/training.md)")
     p.set_defaults(func=cmd_eval)
@@ -167,18 +204,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", dest="path", type=Path, required=True, help="dataset path")
     p.add_argument("--split", dest="split_file", type=Path, required=True,
                    help="split JSON (its train part trains, its val part picks the weight)")
-    p.add_argument("--fold", type=int, default=0, help="fold of the split file (default 0)")
-    p.add_argument("--out", type=Path, required=True, help="rescorer file to write (.pt)")
-    p.add_argument("--epochs", type=int, default=12, help="crop-net epochs (12)")
-    p.add_argument("--crop", type=int, default=32, help="crop side in pixels (32)")
-    p.add_argument("--context", type=float, default=2.0,
+    p.add_argument("--fold", type=non_negative_int, default=0,
+                   help="fold of the split file (default 0)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="rescorer file to write (.pt; an existing file is replaced)")
+    p.add_argument("--epochs", type=positive_int, default=12, help="crop-net epochs (12)")
+    p.add_argument("--crop", type=positive_int, default=32, help="crop side in pixels (32)")
+    p.add_argument("--context", type=positive_float, default=2.0,
                    help="crop side / the box's longer side (2)")
-    p.add_argument("--min-score", type=float, default=0.01,
-                   help="detections that become training candidates (0.01)")
+    p.add_argument("--min-score", type=probability, default=0.01,
+                   help="detections that become training candidates, 0 to 1 (0.01)")
     p.add_argument("--tta", action="store_true", help="detect with flip TTA")
     p.add_argument("--no-merge", action="store_true", help="plain DIoU-NMS")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda ...")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(func=cmd_rescorer)
 
@@ -198,10 +237,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ablation = name == "ablation"
         p = sub.add_parser(name, help=help_, description=description + saved)
         p.add_argument("--config", type=Path, default=None, help="YAML config (see configs/)")
-        p.add_argument("--folds", type=int, default=5, help="k, from 3 to the number of videos "
-                       "(default 5)")
+        p.add_argument("--folds", type=int_at_least(3, "a fold each to test and validate on, "
+                                                     "and one to train on"),
+                       default=5, help="k, from 3 to the number of videos (default 5)")
         which = p.add_mutually_exclusive_group()
-        which.add_argument("--only-fold", type=int, nargs="+", default=None, metavar="I",
+        which.add_argument("--only-fold", type=non_negative_int, nargs="+", default=None,
+                           metavar="I",
                            help="train only these folds (0-based), e.g. to spread the "
                            "experiment over machines; several processes may also share one "
                            "output folder")
@@ -220,20 +261,24 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--tta", action="store_true", help="also evaluate every fold with "
                            "flip test-time augmentation (an extra row per model; finished folds "
                            "are evaluated, not retrained)")
-            p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+            p.add_argument("--seeds", type=non_negative_int, nargs="+", default=None,
+                           metavar="SEED",
                            help="train every model once per training seed and add a row of "
                            "each fold's runs fused into one ensemble (default: the config's "
                            "seed only; its runs keep the plain folder name)")
         p.add_argument("--data", default=None, help="dataset path (data.path)")
         p.add_argument("--scale", default=None, help="model.scale: paper, s, n, tiny")
-        p.add_argument("--epochs", type=int, nargs="+", default=None,
+        p.add_argument("--epochs", type=non_negative_int, nargs="+", default=None,
                        help="epochs per stage (one value for every stage, or one per stage)")
         p.add_argument("--out", type=Path, default=Path(f"runs/{name}"),
-                       help=f"experiment folder (default runs/{name})")
-        p.add_argument("--seed", type=int, default=0, help="seed of the assignment of videos "
-                       "to folds (default 0; the training seed is the config's: --set seed=N)")
-        p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 ...")
-        p.add_argument("--threads", type=int, default=None, help="CPU threads of this process "
+                       help=f"experiment folder (default runs/{name}); a rerun resumes it")
+        p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the assignment "
+                       "of videos to folds (default 0; the training seed is the config's: "
+                       "--set seed=N)")
+        p.add_argument("--device", type=device, default=None,
+                       help="auto, cpu, cuda, cuda:1 ...")
+        p.add_argument("--threads", type=positive_int, default=None,
+                       help="CPU threads of this process "
                        "(threads; default: every core; 1 per worker when workers share a CPU)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config field, e.g. --set loss.assign=ratio (repeatable)")

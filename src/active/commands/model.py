@@ -6,13 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
+from active.commands._args import device, image_side, non_negative_int, positive_int
 from active.commands.data import add_data_args, load_records
 from active.errors import UsageError
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
+    from active.inference.backends import pick_device
     from active.models.info import format_info, model_info
 
+    pick_device(args.device)  # a device this machine lacks: an error naming --device
     branches = ("b1", "b2") if args.branches == "both" else (args.branches,)
     info = model_info(args.variant, args.scale, tuple(args.imgsz), branches, args.device,
                       runs=args.runs)
@@ -74,12 +77,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "shapes and latency at batch 1.")
     p.add_argument("variant", help="active-i ... active-viii, yolov3, yolov4")
     p.add_argument("--scale", default="n", help="paper, s, n or tiny (default n)")
-    p.add_argument("--imgsz", type=int, nargs=2, default=(416, 416), metavar=("H", "W"),
-                   help="input size, multiples of 32 (default 416 416)")
+    p.add_argument("--imgsz", type=image_side, nargs=2, default=(416, 416),
+                   metavar=("H", "W"), help="input size, multiples of 32 (default 416 416)")
     p.add_argument("--branches", choices=("both", "b1", "b2"), default="both",
                    help="DBFEN branches (b1/b2 alone: the paper's ablation)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
-    p.add_argument("--runs", type=int, default=20, help="timed runs (0: skip timing)")
+    p.add_argument("--device", type=device, default="cpu",
+                   help="cpu, cuda, cuda:1 ... (default cpu)")
+    p.add_argument("--runs", type=non_negative_int, default=20,
+                   help="timed runs (0: skip timing)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_model_info)
 
@@ -87,9 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Fit nine anchors (k-means, 1 - IoU distance) to a dataset's "
                         "boxes at the training input size, three per level.")
     add_data_args(p)
-    p.add_argument("--imgsz", type=int, nargs=2, default=(416, 416), metavar=("H", "W"),
-                   help="training input size (default 416 416)")
-    p.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
+    p.add_argument("--imgsz", type=image_side, nargs=2, default=(416, 416),
+                   metavar=("H", "W"), help="training input size (default 416 416)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="k-means seed (default 0)")
     p.set_defaults(func=cmd_model_anchors)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (or a stripped checkpoint)",
@@ -99,10 +104,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "model description without training state, for shipping.")
     p.add_argument("weights", help="checkpoint .pt, or 'default'")
     p.add_argument("--format", choices=("onnx", "pt"), default="onnx", help="(default onnx)")
-    p.add_argument("--out", type=Path, default=None, help="file to write")
-    p.add_argument("--imgsz", type=int, nargs=2, default=None, metavar=("H", "W"),
+    p.add_argument("--out", type=Path, default=None,
+                   help="file to write (an existing file is replaced)")
+    p.add_argument("--imgsz", type=image_side, nargs=2, default=None, metavar=("H", "W"),
                    help="input size (default: the checkpoint's)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (18)")
+    p.add_argument("--opset", type=positive_int, default=18, help="ONNX opset (18)")
     p.add_argument("--eval", type=Path, default=None,
                    help="(pt) an 'active eval' report.json to keep in the checkpoint's meta")
     p.set_defaults(func=cmd_export)

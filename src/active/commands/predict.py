@@ -6,6 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from active.commands._args import (
+    add_overwrite,
+    device,
+    image_side,
+    non_negative_int,
+    positive_int,
+    probability,
+)
+
 
 def _um_per_px(text: str) -> float:
     from active.analysis.calibration import check_um_per_px
@@ -34,8 +43,12 @@ def checked_profile(profile_path: Path | None, weights: list[str] | str) -> Any:
 
 
 def _predictor(args: argparse.Namespace):
+    from active.errors import UsageError
     from active.inference.predictor import Predictor
 
+    if args.imgsz is not None and len(args.imgsz) > 2:
+        raise UsageError(f"--imgsz {' '.join(map(str, args.imgsz))}: give one value (N for "
+                         "N x N) or two (H W)")
     imgsz = None if args.imgsz is None else (args.imgsz * 2 if len(args.imgsz) == 1
                                              else args.imgsz)
     profile = checked_profile(args.profile, args.weights)
@@ -56,18 +69,21 @@ def _predictor(args: argparse.Namespace):
 def cmd_detect(args: argparse.Namespace) -> int:
     from active.inference.detect import DetectOptions, detect
     from active.inference.sources import FrameSource
+    from active.utils.outdir import output_folder
 
     predictor = _predictor(args)
-    out = args.out
-    if out is None:
+    default = None
+    if args.out is None:
         src = FrameSource(args.source)
         src.close()
-        out = Path("runs/detect") / src.stem
-    opts = DetectOptions(out=out, save_annotated=not args.no_annotated,
-                         video={"auto": None, "video": True, "images": False}[args.annotated],
-                         save_crops=args.save_crops, labels=args.labels, batch=args.batch,
-                         threads=not args.no_threads, progress=not args.quiet)
-    summary = detect(predictor, args.source, opts)
+        default = Path("runs/detect") / src.stem
+    with output_folder(args.out, default, overwrite=args.overwrite, command="detect",
+                       inputs=[args.source]) as out:
+        opts = DetectOptions(out=out, save_annotated=not args.no_annotated,
+                             video={"auto": None, "video": True, "images": False}[args.annotated],
+                             save_crops=args.save_crops, labels=args.labels, batch=args.batch,
+                             threads=not args.no_threads, progress=not args.quiet)
+        summary = detect(predictor, args.source, opts)
     print(f"{predictor}")
     print(summary.format())
     return 0
@@ -75,9 +91,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from active.demo import format_analysis, format_truth, run_demo
+    from active.utils.outdir import output_folder
 
-    summary, truth = run_demo(args.video, args.out, args.weights, args.backend, args.frames,
-                              args.seed, args.device, progress=not args.quiet)
+    with output_folder(args.out, "active-demo", overwrite=args.overwrite, command="demo",
+                       inputs=[args.video] if args.video else ()) as out:
+        summary, truth = run_demo(args.video, out, args.weights, args.backend, args.frames,
+                                  args.seed, args.device, progress=not args.quiet)
     print(summary.format())
     if truth is not None:
         print("\nagainst the synthetic clip's ground truth (IoU 0.5, score >= "
@@ -86,7 +105,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("\nsemen analysis of the clip (tracks, WHO grades, concentration) against its "
               "truth:")
         print(format_analysis(truth["analysis"]))
-    print(f"\nopen {summary.outputs.get('annotated', args.out)} to see every detection")
+    print(f"\nopen {summary.outputs.get('annotated', out)} to see every detection")
     return 0
 
 
@@ -97,19 +116,22 @@ def add_predict_args(p: argparse.ArgumentParser, weights_default: str = "default
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                    help="auto: ONNX Runtime when the model has an exported .onnx twin, else "
                         "PyTorch (default auto)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto (default cpu)")
-    p.add_argument("--imgsz", type=int, nargs="+", default=None, metavar="N",
+    p.add_argument("--device", type=device, default="cpu",
+                   help="cpu, cuda, cuda:1, auto (default cpu)")
+    p.add_argument("--imgsz", type=image_side, nargs="+", default=None, metavar="N",
                    help="input size: H W, or one N for N x N (default: the model's)")
-    p.add_argument("--conf", type=float, default=None, help="score threshold (default: the "
-                   "--profile's, else 0.25)")
+    p.add_argument("--conf", type=probability, default=None, help="score threshold, 0 to 1 "
+                   "(default: the --profile's, else the model's operating point, else 0.25)")
     p.add_argument("--profile", type=Path, default=None, help="a microscope profile from "
                    "'active calibrate': its counting threshold (--conf overrides it)")
     p.add_argument("--um-per-px", type=_um_per_px, default=None, metavar="X",
                    help="your frames' µm per pixel: each frame is resized so that sperm heads "
                    "reach the model at the scale it was trained at (model card)")
-    p.add_argument("--iou", type=float, default=0.45, help="DIoU-NMS IoU threshold (0.45)")
-    p.add_argument("--max-det", type=int, default=300, help="detections kept per frame (300)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--iou", type=probability, default=0.45,
+                   help="DIoU-NMS IoU threshold, 0 to 1 (0.45)")
+    p.add_argument("--max-det", type=positive_int, default=300,
+                   help="detections kept per frame (300)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all)")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation: 4 passes "
                    "per frame, boxes fused (about 4x slower, more accurate when crowded)")
     p.add_argument("--no-merge", action="store_true", help="plain DIoU-NMS as in the paper "
@@ -126,14 +148,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", help="image, folder, 'glob/*.png' or video file")
     add_predict_args(p)
     p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default runs/detect/<source name>)")
+                   help="output folder, new or empty (default runs/detect/<source name>, "
+                   "numbered -2, -3, ... when used)")
+    add_overwrite(p)
     p.add_argument("--annotated", choices=("auto", "video", "images"), default="auto",
                    help="annotated output: video for a video source, images otherwise (auto)")
     p.add_argument("--no-annotated", action="store_true", help="skip the annotated output")
     p.add_argument("--save-crops", action="store_true",
                    help="write one PNG per detection into crops/<class>/")
     p.add_argument("--labels", action="store_true", help="class name and score beside boxes")
-    p.add_argument("--batch", type=int, default=1, help="frames per network call (1)")
+    p.add_argument("--batch", type=positive_int, default=1, help="frames per network call (1)")
     p.add_argument("--no-threads", action="store_true",
                    help="decode, detect and write in one thread (slower; for timing stages)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -148,13 +172,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "with the clip's ground truth; then analyse the clip (tracks, WHO grades, "
                        "concentration, report in --out/analysis) and compare with its truth.")
     p.add_argument("video", nargs="?", default=None, help="a video of your own (optional)")
-    p.add_argument("--out", type=Path, default=Path("active-demo"), help="(default active-demo)")
+    p.add_argument("--out", type=Path, default=None, help="output folder, new or empty (default "
+                   "active-demo, numbered -2, -3, ... when used)")
+    add_overwrite(p)
     p.add_argument("--weights", default="default", help="model (default: the bundled one)")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
-    p.add_argument("--device", default="cpu", help="(default cpu)")
-    p.add_argument("--frames", type=int, default=150, help="frames of the synthetic clip (150: "
-                   "5 s, so that tracks of 1 s can be graded)")
-    p.add_argument("--seed", type=int, default=2024, help="seed of the synthetic clip")
+    p.add_argument("--device", type=device, default="cpu", help="(default cpu)")
+    p.add_argument("--frames", type=positive_int, default=150, help="frames of the synthetic "
+                   "clip (150: 5 s, so that tracks of 1 s can be graded)")
+    p.add_argument("--seed", type=non_negative_int, default=2024,
+                   help="seed of the synthetic clip")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 
