@@ -253,8 +253,8 @@ def hard_negatives(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generato
     for _ in range(int(rng.integers(3, 25))):
         kind = rng.choice(4, p=[0.55, 0.15, 0.15, 0.15])
         cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
-        if kind == 0:  # dark debris dot, round, no tail, up to about half a head
-            r = float(rng.uniform(1.0, 4.0))
+        if kind == 0:  # dark debris dot, round, no tail, at most a third of a head's length
+            r = float(rng.uniform(1.0, 3.0))
             e = int(np.ceil(r)) + 1
             if _free(taken, cx - e, cy - e, cx + e + 1, cy + e + 1):
                 shade = level * rng.uniform(0.1, 0.6)
