@@ -104,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--video", action="append", required=True, help="held-out video id(s)")
-    ap.add_argument("--model", action="append", required=True, metavar="NAME=WEIGHTS")
+    ap.add_argument("--model", action="append", required=True, metavar="NAME=WEIGHTS[@T]",
+                    help="a model to score; @T sets its counting threshold (default: the one "
+                    "it records, else --conf)")
     ap.add_argument("--changes", nargs="*", default=list(CHANGES))
     ap.add_argument("--conf", type=float, default=0.25, help="threshold of a model without an "
                     "operating point")
+    ap.add_argument("--every", type=int, default=1, help="every N-th annotated frame (1: all)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args(argv)
 
@@ -116,14 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     from active.evaluation.counting import _summary
     from active.inference.predictor import Predictor
 
-    records = [r for r in load_dataset(args.data) if r.video_id in set(args.video)]
+    records = [r for r in load_dataset(args.data) if r.video_id in set(args.video)][::args.every]
     if not records:
         sys.exit(f"{args.data}: no annotated frame of {args.video}")
     models = {}
     for spec in args.model:
         name, _, path = spec.partition("=")
+        path, _, given = path.partition("@")
         own = Predictor(path, backend="torch")  # its own threshold, if it records one
-        t = own.conf if own.operating_point == "model" else args.conf
+        t = float(given) if given else own.conf if own.operating_point == "model" else args.conf
         models[name] = (Predictor(path, backend="torch", conf=0.001), t)
     rows = []
     for change in args.changes:

@@ -158,3 +158,11 @@ def test_photometric_robust_range_keeps_shape_and_changes_the_image():
 def test_augment_config_rejects_impossible_values(bad):
     with pytest.raises(ValueError, match="augment"):
         AugmentConfig(**bad)
+
+
+def test_without_robustness_keeps_the_basic_augmentation():
+    plain = ROBUST.without_robustness()
+    assert plain.draw_zoom(np.random.default_rng(0)) is None
+    assert (plain.gamma, plain.halo, plain.negatives, plain.border) == (0, 0, 0, 0)
+    assert (plain.fliplr, plain.mosaic, plain.contrast) == (ROBUST.fliplr, ROBUST.mosaic,
+                                                            ROBUST.contrast)

@@ -109,6 +109,14 @@ class AugmentConfig:
                 raise ValueError(f"augment.{name} is a probability in [0, 1], got "
                                  f"{getattr(self, name)}")
 
+    def without_robustness(self) -> AugmentConfig:
+        """The same augmentation with the robustness transforms (zoom ... border) off: for a
+        last stage that trains on frames as the microscope shows them."""
+        from dataclasses import replace
+
+        return replace(self, zoom=0.0, gamma=0.0, defocus=0.0, halo=0.0, background=0.0,
+                       negatives=0.0, border=0.0)
+
     def draw_zoom(self, rng: np.random.Generator) -> float | None:
         """A zoom factor from [zoom_min, zoom_max] (log-uniform), or None: use 1 +- scale."""
         if self.zoom and rng.random() < self.zoom:

@@ -26,6 +26,9 @@ class StageConfig:
     batch: int = 4
     lr: float = 1e-3
     freeze_backbone: bool = True
+    # False: this stage trains without the robustness transforms of ``augment`` (zoom, gamma,
+    # defocus, halo, background, negatives, border), e.g. a last stage on plain frames
+    robust: bool = True
 
     def __post_init__(self) -> None:  # a config error names the stage (exit 2 from the CLI)
         if self.epochs < 0 or self.batch < 1 or not 0 < self.lr < float("inf"):

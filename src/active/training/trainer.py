@@ -205,6 +205,8 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     start_stage, start_epoch = int(state.get("stage", 0)), int(state.get("epoch", 0))
     t_start = time.time()
     for si, stage in enumerate(cfg.stages):
+        dataset.augment = (cfg.augment if stage.robust or cfg.augment is None
+                           else cfg.augment.without_robustness())
         if si < start_stage:
             continue
         model.freeze_backbone(stage.freeze_backbone)
