@@ -96,8 +96,6 @@ def analyze(videos: Sequence[str | Path], calibration: Calibration | None = None
     """Analyse one sample recorded in ``videos`` (replicate fields); write its outputs into
     ``out`` when given. Returns the typed result (``.motility``, ``.concentration``,
     ``.videos[i].tracks``, ``.to_json()``)."""
-    from active.inference.predictor import Predictor
-
     cal = calibration or Calibration()
     opts = options or AnalyzeOptions()
     paths = [Path(v) for v in videos]
@@ -110,13 +108,7 @@ def analyze(videos: Sequence[str | Path], calibration: Calibration | None = None
     rates = [video_rate(p, cal) for p in paths]  # fail before any work
     sample_id = sample_id or paths[0].stem
     out_dir = Path(out) if out is not None else None
-    kwargs: dict[str, Any] = {"backend": opts.backend, "threads": opts.threads}
-    if opts.conf is not None:
-        kwargs["conf"] = opts.conf
-    predictor = Predictor(opts.weights, **kwargs)
-    resize = cal.um_per_px if cal.um_per_px is not None else opts.resize_um_per_px
-    if resize is not None and predictor.model_um_per_px is not None:
-        predictor.set_scale(resize)  # heads reach the network at its trained size
+    predictor = load_predictor(opts, cal)
     # Annotated videos are drawn in a background thread (OpenCV's decode, draw and encode
     # release the GIL) while the next video is detected and the report is made.
     with tempfile.TemporaryDirectory(prefix="active-analyze-") as scratch, \
@@ -139,6 +131,43 @@ def analyze(videos: Sequence[str | Path], calibration: Calibration | None = None
     if out_dir is not None:
         write_tables(sample, out_dir)  # last: summary.json carries every stage's time
     return sample
+
+
+def load_predictor(options: AnalyzeOptions, calibration: Calibration) -> Any:
+    """The detector ``options`` ask for, set to see frames of ``calibration``'s scale (or the
+    profile's estimate) at the size the model was trained at."""
+    from active.inference.predictor import Predictor
+
+    kwargs: dict[str, Any] = {"backend": options.backend, "threads": options.threads}
+    if options.conf is not None:
+        kwargs["conf"] = options.conf
+    predictor = Predictor(options.weights, **kwargs)
+    resize = (calibration.um_per_px if calibration.um_per_px is not None
+              else options.resize_um_per_px)
+    if resize is not None and predictor.model_um_per_px is not None:
+        predictor.set_scale(resize)  # heads reach the network at its trained size
+    return predictor
+
+
+def analyze_video(path: Path, fps: float, fps_from: str, calibration: Calibration,
+                  predictor: Any, options: AnalyzeOptions, det_dir: Path
+                  ) -> tuple[VideoAnalysis, np.ndarray | None]:
+    """Detect in every frame of one video (the detector's own outputs go into ``det_dir``),
+    then track, measure, grade and count it; returns its analysis and its first frame."""
+    from active.inference.detect import DetectOptions, detect
+
+    got = _Collected()
+    t0 = time.perf_counter()
+    detect(predictor, path, DetectOptions(out=det_dir, save_annotated=False,
+                                          progress=options.progress), got.keep)
+    t1 = time.perf_counter()
+    if not got.boxes:
+        raise VideoError(path, "no frame could be decoded")
+    va = analyze_detections(got.boxes, got.classes, got.scores, predictor.names, got.size, fps,
+                            calibration, str(path), fps_from, options.tracker, options.grading,
+                            options.window)
+    va.seconds = {"detection": t1 - t0, **va.seconds}
+    return va, got.first
 
 
 def write_outputs(sample: SampleAnalysis, out: Path, first_frames: dict[str, np.ndarray | None],
@@ -182,24 +211,12 @@ class _Collected:
 def _run(paths: list[Path], rates: list[tuple[float, str]], cal: Calibration, predictor: Any,
          opts: AnalyzeOptions, out_dir: Path | None, scratch: Path, pool: ThreadPoolExecutor,
          jobs: list[Future[None]]) -> tuple[SampleAnalysis, dict[str, np.ndarray | None]]:
-    from active.inference.detect import DetectOptions, detect
-
     analyses = []
     first_frames: dict[str, np.ndarray | None] = {}
     for path, (fps, fps_from) in zip(paths, rates, strict=True):
-        got = _Collected()
         det_dir = (out_dir if out_dir is not None else scratch) / "videos" / path.stem
-        t0 = time.perf_counter()
-        detect(predictor, path, DetectOptions(out=det_dir, save_annotated=False,
-                                              progress=opts.progress), got.keep)
-        t1 = time.perf_counter()
-        if not got.boxes:
-            raise VideoError(path, "no frame could be decoded")
-        first_frames[str(path)] = got.first
-        va = analyze_detections(got.boxes, got.classes, got.scores, predictor.names, got.size,
-                                fps, cal,
-                                str(path), fps_from, opts.tracker, opts.grading, opts.window)
-        va.seconds = {"detection": t1 - t0, **va.seconds}
+        va, first_frames[str(path)] = analyze_video(path, fps, fps_from, cal, predictor, opts,
+                                                    det_dir)
         if out_dir is not None and opts.annotated:
             jobs.append(pool.submit(_annotate, path, va, det_dir / "annotated.mp4", fps))
         analyses.append(va)

@@ -209,31 +209,41 @@ class SampleAnalysis:
         }
 
 
-def combine_sample(sample_id: str, calibration: Calibration, videos: list[VideoAnalysis],
-                   model: dict[str, Any]) -> SampleAnalysis:
-    """The sample's numbers from its videos (each one field of the chamber)."""
+def combine_fields(calibration: Calibration, motilities: list[Motility | None],
+                   fields: list[Field | None]) -> tuple[Motility | None, Concentration | None,
+                                                         dict[str, Any], list[str]]:
+    """A sample's grades, concentration, replicate checks and notes from its videos' grade counts
+    and counted fields (one entry per video; None where a video has none). What
+    :func:`combine_sample` does, for callers that kept only these parts of each video (the batch
+    catalogue)."""
     notes: list[str] = []
-    graded = [v.motility for v in videos if v.motility is not None]
+    graded = [m for m in motilities if m is not None]
     motility = combine(graded) if graded else None
     if motility is not None and motility.graded == 0:
         motility = None
     if motility is None:
         notes.append("motility not graded (see the videos' notes)")
     conc = None
-    fields = [v.field for v in videos if v.field is not None]
+    counted = [f for f in fields if f is not None]
     if calibration.um_per_px is None:
         notes.append("no concentration: --um-per-px is needed for the imaged volume")
     elif calibration.chamber_depth_um is None:
         notes.append("no concentration: --chamber-depth is needed for the imaged volume")
-    elif fields:
-        conc = concentration(fields, calibration.dilution)
+    elif counted:
+        conc = concentration(counted, calibration.dilution)
         notes.extend(conc.warnings)
-    agreement = {"concentration": counts_agree(fields),
-                 "motility": grades_agree([v.motility for v in videos
-                                           if v.motility is not None])}
+    agreement = {"concentration": counts_agree(counted), "motility": grades_agree(graded)}
     for key, check in agreement.items():
         if check.get("tested") and not check.get("agree"):
             notes.append(f"replicates disagree on {key} (p = {check['p_value']}): WHO asks for "
                          "new replicates")
+    return motility, conc, agreement, notes
+
+
+def combine_sample(sample_id: str, calibration: Calibration, videos: list[VideoAnalysis],
+                   model: dict[str, Any]) -> SampleAnalysis:
+    """The sample's numbers from its videos (each one field of the chamber)."""
+    motility, conc, agreement, notes = combine_fields(
+        calibration, [v.motility for v in videos], [v.field for v in videos])
     return SampleAnalysis(sample_id, calibration, videos, motility, conc, agreement, model,
                           notes)
