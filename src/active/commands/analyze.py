@@ -9,6 +9,7 @@ from pathlib import Path
 
 from active.analysis.calibration import check_depth, check_dilution, check_fps, check_um_per_px
 from active.commands._args import add_overwrite, positive_int, probability
+from active.commands.batch import add_batch_flags, cmd_batch, wants_batch
 from active.errors import UsageError
 
 
@@ -55,12 +56,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                   f"{args.profile}); give --um-per-px for micrometres, grades and concentration")
     cal = Calibration(um_per_px=um_per_px, fps=args.fps,
                       chamber_depth_um=args.chamber_depth, dilution=args.dilution)
-    sample_id = args.sample or Path(args.videos[0]).stem
     opts = AnalyzeOptions(weights=args.weights, backend=args.backend, conf=conf,
                           threads=args.threads, annotated=not args.no_video,
                           progress=not args.quiet, window=args.vap_window,
                           profile=None if args.profile is None or args.conf is not None
                           else str(args.profile), resize_um_per_px=resize_um)
+    if wants_batch(args):
+        return cmd_batch(args, cal, opts)
+    sample_id = args.sample or Path(args.videos[0]).stem
     with output_folder(args.out, Path("runs/analyze") / sample_id, overwrite=args.overwrite,
                        command="analyze", inputs=args.videos) as out:
         sample = analyze(args.videos, cal, out, sample_id, opts)
@@ -78,8 +81,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "LIN, STR, WOB, ALH, BCF, MAD), grade motility (WHO 6th ed.) and compute the "
         "concentration; write report.html, summary.json, tracks.csv, kinematics.csv and "
         "annotated videos into --out. Without --um-per-px distances stay in pixels and no grade "
-        "or concentration is computed (docs/analysis.md).")
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="videos of one sample")
+        "or concentration is computed (docs/analysis.md). Given folders, glob patterns or a CSV "
+        "manifest, analyse a whole archive on Dask into a resumable catalogue with a cohort "
+        "summary (docs/batch.md).")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="videos of one sample; or, for "
+                   "a batch, folders, glob patterns ('archive/**/*.avi') and .csv manifests")
     p.add_argument("--um-per-px", type=_checked(check_um_per_px, "--um-per-px"), default=None,
                    metavar="X", help="micrometres per pixel of the microscope and camera "
                    "(measure with a stage micrometer); required for µm/s, grades, concentration")
@@ -109,4 +115,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "BCF; default 5)")
     p.add_argument("--no-video", action="store_true", help="skip the annotated videos")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_batch_flags(p)
     p.set_defaults(func=cmd_analyze)
