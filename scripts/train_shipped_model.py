@@ -41,20 +41,24 @@ def run(cmd: list[str], log: Path | None = None) -> None:
         sys.exit(f"failed: {' '.join(cmd)}" + (f" (log: {log})" if log else ""))
 
 
-def epochs_for(frames: int, passes: int) -> tuple[int, int]:
-    """(frozen, unfrozen) epochs giving about ``passes`` image passes over ``frames`` frames."""
-    total = max(4, round(passes / frames))
-    frozen = max(2, round(0.15 * total))
-    return frozen, total - frozen
+def epochs_for(frames: int, passes: int, stage_epochs: list[int]) -> list[int]:
+    """Epochs per stage giving about ``passes`` image passes over ``frames`` frames, shared
+    between the stages in the proportions of the config's ``stage_epochs``."""
+    total = max(len(stage_epochs), round(passes / frames))
+    weights = [e / sum(stage_epochs) for e in stage_epochs]
+    out = [max(1, round(w * total)) for w in weights[:-1]]
+    return [*out, max(1, total - sum(out))]
 
 
 def train_cmd(args: argparse.Namespace, split: Path, fold: int, out: Path, frames: int,
               threads: int) -> list[str]:
-    f, u = epochs_for(frames, args.passes)
+    from active.training.config import load_config
+
+    epochs = epochs_for(frames, args.passes, [s.epochs for s in load_config(args.finetune).stages])
     cmd = [sys.executable, "-m", "active", "train", "--config", str(args.finetune),
            "--data", str(args.data), "--weights", str(args.out / "pretrain" / "best.pt"),
            "--split", str(split), "--fold", str(fold), "--out", str(out), "--threads",
-           str(threads), "--epochs", str(f), str(u), "--quiet"]
+           str(threads), "--epochs", *map(str, epochs), "--quiet"]
     return cmd + (["--resume"] if (out / "last.pt").exists() else [])
 
 
