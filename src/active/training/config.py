@@ -31,8 +31,9 @@ class StageConfig:
     robust: bool = True
 
     def __post_init__(self) -> None:  # a config error names the stage (exit 2 from the CLI)
-        if self.epochs < 0 or self.batch < 1 or not 0 < self.lr < float("inf"):
-            raise ValueError(f"stage {self.name!r} needs epochs >= 0, batch >= 1 and lr > 0, "
+        # lr 0 is allowed: a stage that only runs the data and the EMA (tests use it)
+        if self.epochs < 0 or self.batch < 1 or not 0 <= self.lr < float("inf"):
+            raise ValueError(f"stage {self.name!r} needs epochs >= 0, batch >= 1 and lr >= 0, "
                              f"got {self.epochs}, {self.batch} and {self.lr}")
 
 
