@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from active.data.dataset import load_dataset
     from active.evaluation.ap import ImageResult, evaluate_ap
-    from active.evaluation.counting import _summary
+    from active.evaluation.counting import count_summary
     from active.inference.predictor import Predictor
 
     records = [r for r in load_dataset(args.data) if r.video_id in set(args.video)][::args.every]
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             sperm = pred.names.index("sperm")
             res = [ImageResult(b, lab, d.xyxy, d.conf, d.cls)
                    for (img, b, lab), d in zip(frames, (pred(f[0]) for f in frames), strict=True)]
-            s = _summary(res, pred.names, sperm, t)
+            s = count_summary(res, pred.names, sperm, t)
             rows.append({"change": change, "model": name,
                          "ap50": round(evaluate_ap(res, pred.names)["sperm"].ap, 4), **s})
             print(f"{change:10s} {name:8s} AP50 {rows[-1]['ap50']:.3f}  at {t:.3f}: count "

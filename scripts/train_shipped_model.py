@@ -101,9 +101,9 @@ def score_fold(weights: Path, records: list, names_cls: str = "sperm") -> dict:
 
 
 def at_threshold(fold: dict, t: float) -> dict:
-    from active.evaluation.counting import _summary
+    from active.evaluation.counting import count_summary
 
-    return _summary(fold["results"], fold["names"], fold["sperm"], t)
+    return count_summary(fold["results"], fold["names"], fold["sperm"], t)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,7 +228,7 @@ def ship(args: argparse.Namespace, weights: Path, report: dict, records: list) -
 
     path = export_stripped(weights, args.ship, {"evaluation": {"leave_one_video_out": report}})
     data = read_checkpoint(path)
-    sperm = 0
+    sperm = records[0].class_names.index("sperm")
     boxes = np.concatenate([r.boxes[r.labels == sperm] for r in records])
     head = float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
     data.setdefault("meta", {})["operating_point"] = {

@@ -6,7 +6,7 @@ Boxes are (N, 4) float pixel xyxy throughout. Every random transform takes an ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -112,8 +112,6 @@ class AugmentConfig:
     def without_robustness(self) -> AugmentConfig:
         """The same augmentation with the robustness transforms (zoom ... border) off: for a
         last stage that trains on frames as the microscope shows them."""
-        from dataclasses import replace
-
         return replace(self, zoom=0.0, gamma=0.0, defocus=0.0, halo=0.0, background=0.0,
                        negatives=0.0, border=0.0)
 

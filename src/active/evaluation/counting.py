@@ -95,8 +95,8 @@ def calibrate(weights: str | Path, data: str | Path, fmt: str = "auto",
     default = 0.25
     metrics = {"fitted_threshold_raw": round(t, 4), "default_threshold": default,
                "um_per_px_from": scale_from,
-               "at_default": _summary(results, predictor.names, sperm, default),
-               "at_fitted": _summary(results, predictor.names, sperm, fitted),
+               "at_default": count_summary(results, predictor.names, sperm, default),
+               "at_fitted": count_summary(results, predictor.names, sperm, fitted),
                "sperm_ap50": round(evaluate_ap(results, predictor.names)["sperm"].ap, 4)}
     if fitted != t:
         metrics["warning"] = (f"the unbiased threshold {t:.3f} lies outside {lo}-{hi}: the "
@@ -121,8 +121,9 @@ def estimate_scale(records: Sequence[Any], sperm: int, model_um_per_px: float | 
     return round(model_um_per_px * model_head_px / head, 4)
 
 
-def _summary(results: Sequence[ImageResult], names: Sequence[str], cls: int, t: float
-             ) -> dict[str, Any]:
+def count_summary(results: Sequence[ImageResult], names: Sequence[str], cls: int, t: float
+                  ) -> dict[str, Any]:
+    """Count bias, precision and recall of class ``cls`` at score threshold ``t``."""
     op = operating_point(results, names, t)["per_class"][names[cls]]
     r = lambda v: None if v != v else round(v, 4)  # noqa: E731  (NaN -> None, never in JSON)
     return {"threshold": round(t, 4), **count_bias(results, cls, t),
