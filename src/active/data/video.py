@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,53 +199,100 @@ def write_video(path: str | Path, frames: list[np.ndarray] | Iterator[np.ndarray
     return count
 
 
-class VideoWriter:
-    """Write RGB frames one at a time to a temporary file beside ``path``; :meth:`close` renames
-    it onto ``path``, :meth:`abort` (or an exception inside ``with``) deletes it, so an interrupted
-    run never leaves a video that looks finished. Every frame must have the first frame's size;
-    ``name`` (e.g. the image file) goes into the error when one does not."""
+class _H264:
+    """An H.264/MP4 encoder (PyAV's libx264): what every browser's <video> plays, so the web page
+    and a report opened from disk show the annotated video. OpenCV's pip wheels carry no H.264
+    encoder (only MPEG-4 Part 2, which browsers do not play), hence PyAV here.
 
-    def __init__(self, path: str | Path, fps: float = 30.0, fourcc: str = "mp4v") -> None:
+    yuv420p (the pixel format browsers decode) needs even sides: an odd side is padded by one
+    edge-replicated pixel, never cropped. ``+faststart`` puts the index first so a page can start
+    playing before the whole file has arrived. Two encoder threads: the pipeline around it has
+    its own threads, and a third busy thread only slows a 2-core machine down.
+    """
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        from fractions import Fraction
+
+        import av
+
+        w, h = size
+        self.pad = (h % 2, w % 2)
+        self.container = av.open(str(path), mode="w", format="mp4",
+                                 options={"movflags": "+faststart"})
+        rate = Fraction(fps).limit_denominator(1001)
+        self.stream = self.container.add_stream("libx264", rate=rate)
+        self.stream.width, self.stream.height = w + self.pad[1], h + self.pad[0]
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"preset": "veryfast", "crf": "20"}
+        self.stream.codec_context.thread_count = 2
+
+    def write(self, rgb: np.ndarray) -> None:
+        import av
+
+        if any(self.pad):
+            rgb = np.pad(rgb, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        try:
+            self.container.mux(self.stream.encode(None))  # flush the encoder's delayed frames
+        finally:
+            self.container.close()
+
+
+class VideoWriter:
+    """Write RGB frames one at a time, as H.264/MP4 (browser-playable), to a temporary file beside
+    ``path``; :meth:`close` renames it onto ``path``, :meth:`abort` (or an exception inside
+    ``with``) deletes it, so an interrupted run never leaves a video that looks finished. Every
+    frame must have the first frame's size; ``name`` (e.g. the image file) goes into the error
+    when one does not."""
+
+    def __init__(self, path: str | Path, fps: float = 30.0) -> None:
         from active.utils.io import atomic_path
 
         self.path = Path(path)
-        self.fps, self.fourcc = fps, fourcc
+        self.fps = fps
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
-        self._writer: cv2.VideoWriter | None = None
+        self._writer: _H264 | None = None
         self.size: tuple[int, int] | None = None
         self.count = 0
 
     def write(self, image: np.ndarray, name: str | None = None) -> None:
         h, w = image.shape[:2]
         if self._writer is None:
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
-                                           self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise VideoError(self.path, f"cannot open a {self.fourcc} video writer for "
-                                            f"{w}x{h} frames")
+            try:
+                self._writer = _H264(self._tmp, self.fps, (w, h))
+            except Exception as exc:  # PyAV raises its own FFmpeg error types
+                raise VideoError(self.path, f"cannot open an H.264 video writer for {w}x{h} "
+                                            f"frames at {self.fps} fps: {exc}") from exc
             self.size = (w, h)
         elif (w, h) != self.size:
             where = name or f"frame {self.count}"
             raise DataError(where, f"is {w}x{h} but the video {self.path.name} is "
                                    f"{self.size[0]}x{self.size[1]}; a video needs frames of one "
                                    "size (write annotated images instead)")
-        self._writer.write(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+        self._writer.write(image)
         self.count += 1
 
     def close(self) -> Path:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
         if self.count == 0:
             self.abort()
             raise VideoError(self.path, "no frames to write")
+        writer, self._writer = self._writer, None
+        try:
+            writer.close()
+        except BaseException:
+            self.abort()
+            raise
         self._ctx.__exit__(None, None, None)
         return self.path
 
     def abort(self) -> None:
         if self._writer is not None:
-            self._writer.release()
+            with contextlib.suppress(Exception):  # the file is deleted next; its error is moot
+                self._writer.close()
             self._writer = None
         self._tmp.unlink(missing_ok=True)
 
