@@ -84,7 +84,7 @@ def measure_train_memory(model_name: str, scale: str, imgsz: tuple[int, int], ba
     """(child process) peak RSS in MB above the RSS after the imports (the interpreter and
     libraries are ~1.1 GB whatever the model) while building the model and taking ``steps``
     training steps on random data, and the median seconds per step after the first."""
-    from active.models.detector import build_model
+    from active.models.build import build_model
     from active.models.variants import ModelConfig
     from active.training.loss import LossConfig, YoloCriterion
 
@@ -151,8 +151,8 @@ def untrained_checkpoint(name: str, cfg: Any, path: Path) -> Path:
     weights, except through the number of boxes that reach NMS)."""
     from dataclasses import replace
 
-    from active.models.detector import build_model
-    from active.training.checkpoint import save_checkpoint
+    from active.models.build import build_model
+    from active.models.checkpoint import save_checkpoint
 
     if not path.is_file():
         torch.manual_seed(0)
@@ -368,7 +368,7 @@ def format_table(args: argparse.Namespace, argv: list[str], cfg: Any, result: An
                  rows: dict[str, dict[str, Any]], cached: dict[str, Any], spe: float) -> str:
     """The Markdown block: how and where it was measured, the comparison table, the per-fold
     table (the paper's Table I layout)."""
-    from active.evaluation.crossval import format_table_i
+    from active.experiments.crossval import format_table_i
 
     h, w = cfg.model.imgsz
     weights = ", ".join(
@@ -397,7 +397,7 @@ def format_table(args: argparse.Namespace, argv: list[str], cfg: Any, result: An
 
     tta_head = f" with flip TTA: vs {ref}, same folds (folds) |" if with_tta else ""
     lines = [head + ("Flip TTA: the same weights, four mirrored views fused "
-                     "(`active.inference.tta`), not a paper setting.\n" if with_tta else ""),
+                     "(`active.models.tta`), not a paper setting.\n" if with_tta else ""),
              f"| model | AP50 sperm, fold 0 | AP50 sperm, mean (folds) | vs {ref}, same "
              f"folds (folds) |{tta_head} AP50 impurity, mean | params (M) | GFLOPs | s/epoch "
              "here | logged s/epoch | train peak +RSS (MB) | ms torch | ms ONNX RT | infer peak "
@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
         print(measure_infer_memory(*args._infer_mem))  # one value
         return
 
-    from active.evaluation.crossval import format_table_i, load_experiment_config, run_cv
+    from active.experiments.crossval import format_table_i, load_experiment_config, run_cv
     from active.utils.io import write_between, write_json
 
     cfg = load_experiment_config(args.config, args.set, args.epochs)

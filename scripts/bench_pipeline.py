@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from active.data.transforms import letterbox_batch
 from active.data.video import VideoReader, write_video
 from active.inference.detect import DetectOptions, detect
-from active.inference.predict import letterbox_batch
 from active.inference.predictor import Predictor
 from active.inference.results import Results
 
@@ -76,7 +76,8 @@ class YoloV8Onnx:
         t0 = time.perf_counter()
         batch, metas = letterbox_batch(frames, self.imgsz)
         t1 = time.perf_counter()
-        (pred,) = self.backend(batch)[:1]  # (B, 4 + nc, N): cx, cy, w, h, class scores
+        # (B, 4 + nc, N): cx, cy, w, h, class scores
+        pred = torch.from_numpy(self.backend.run(batch)[0])
         t2 = time.perf_counter()
         results = []
         for i, p in enumerate(pred):

@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args(argv)
 
+    from active.data.ap import ImageResult, evaluate_ap
     from active.data.dataset import load_dataset
-    from active.evaluation.ap import ImageResult, evaluate_ap
     from active.evaluation.counting import count_summary
     from active.inference.predictor import Predictor
 

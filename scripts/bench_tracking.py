@@ -64,10 +64,11 @@ def synthetic_profile(seed: int, clips: int, frames: int, cache: Path) -> Any:
     """The synthetic 'microscope' calibrated as a lab would (``active calibrate``): the bundled
     model's unbiased counting threshold on ``clips`` annotated synthetic clips of seeds other than
     the benchmark's (``video_seed(seed, i)``)."""
-    from active.evaluation.ap import ImageResult
+    from active.data.ap import ImageResult
     from active.evaluation.counting import count_bias, count_threshold
-    from active.inference.predictor import Predictor, bundled_weights, file_sha256
+    from active.inference.predictor import Predictor, bundled_weights
     from active.inference.profile import Profile, load_profile, now
+    from active.utils.io import file_sha256
 
     path = cache / f"profile_{seed}_{clips}x{frames}.json"
     model = bundled_weights()

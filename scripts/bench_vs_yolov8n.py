@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from active.models.detector import build_model
+from active.models.build import build_model
 from active.models.info import count_gflops, count_params
 from active.models.variants import VARIANTS, ModelConfig
 

@@ -26,15 +26,15 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from active.data.ap import ImageResult, evaluate_ap
 from active.data.classes import DEFAULT_CLASSES
 from active.data.dataset import load_dataset
 from active.data.record import FrameRecord
 from active.data.transforms import flip
-from active.evaluation.ap import ImageResult, evaluate_ap
 from active.evaluation.coco_eval import coco_evaluate
-from active.inference.postprocess import PostProcessConfig
-from active.inference.predict import predict_batch
-from active.training.checkpoint import load_model
+from active.models.checkpoint import load_model
+from active.models.postprocess import PostProcessConfig
+from active.models.predict import predict_batch
 from active.training.loss import LossConfig
 
 SPERM = 0

@@ -2,7 +2,7 @@
 
 Each checkpoint runs once per flip of each test frame; every subset of them (of the sizes in
 ``--sizes``) is then fused the way ``active eval --weights A B ...`` fuses
-(:class:`active.inference.ensemble.Ensemble`), without and with flip TTA, and its AP50 per class
+(:class:`active.models.ensemble.Ensemble`), without and with flip TTA, and its AP50 per class
 printed. Every subset, not a chosen one: which runs to combine is not picked on the test video.
 
     python scripts/ensemble_experiment.py --data ../shared/data/svia-sample \\
@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from active.data.ap import ImageResult, evaluate_ap
 from active.data.classes import DEFAULT_CLASSES
 from active.data.dataset import load_dataset
 from active.data.splits import SplitPlan, apply_fold
-from active.evaluation.ap import ImageResult, evaluate_ap
-from active.inference.ensemble import load_ensemble
-from active.inference.postprocess import PostProcessConfig
-from active.inference.predict import preprocess
-from active.inference.tta import fuse_views
+from active.models.ensemble import load_ensemble
+from active.models.postprocess import PostProcessConfig
+from active.models.predict import preprocess
+from active.models.tta import fuse_views
 from active.utils.io import write_json
 
 

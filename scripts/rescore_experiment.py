@@ -23,9 +23,9 @@ import numpy as np
 from active.data.classes import DEFAULT_CLASSES
 from active.data.dataset import load_dataset
 from active.data.splits import SplitPlan, apply_fold
-from active.inference.postprocess import PostProcessConfig
-from active.training.checkpoint import load_model
-from active.training.engine import predict_records
+from active.models.checkpoint import load_model
+from active.models.postprocess import PostProcessConfig
+from active.models.predict import predict_records
 from active.training.loss import LossConfig
 from active.training.rescore import RescoreConfig, fit_rescorer, weight_table
 from active.training.trainer import resolve_device

@@ -31,12 +31,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from active.data.ap import ImageResult, evaluate_ap
     from active.data.dataset import load_dataset
-    from active.evaluation.ap import ImageResult, evaluate_ap
     from active.evaluation.counting import count_bias, count_threshold
-    from active.inference.export import export_onnx
     from active.inference.predictor import Predictor
-    from active.training.checkpoint import read_checkpoint
+    from active.models.checkpoint import read_checkpoint
+    from active.models.export import export_onnx
     from active.utils.io import atomic_path
 
     records = load_dataset(args.data)

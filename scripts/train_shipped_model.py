@@ -85,7 +85,7 @@ def lanes(jobs: list[tuple[list[str], Path, Path]], width: int) -> None:
 
 def score_fold(weights: Path, records: list, names_cls: str = "sperm") -> dict:
     """Detections of ``weights`` on ``records`` (score >= 0.001) kept for the threshold study."""
-    from active.evaluation.ap import ImageResult, evaluate_ap
+    from active.data.ap import ImageResult, evaluate_ap
     from active.evaluation.counting import count_bias, count_threshold
     from active.inference.predictor import Predictor
 
@@ -222,8 +222,8 @@ def ship(args: argparse.Namespace, weights: Path, report: dict, records: list) -
     import numpy as np
     import torch
 
-    from active.inference.export import export_onnx, export_stripped
-    from active.training.checkpoint import read_checkpoint
+    from active.models.checkpoint import read_checkpoint
+    from active.models.export import export_onnx, export_stripped
     from active.utils.io import atomic_path
 
     path = export_stripped(weights, args.ship, {"evaluation": {"leave_one_video_out": report}})

@@ -23,13 +23,13 @@ import sys
 import time
 from pathlib import Path
 
+from active.data.ap import evaluate_ap
 from active.data.classes import DEFAULT_CLASSES
 from active.data.dataset import load_dataset
 from active.data.splits import SplitPlan, apply_fold
-from active.evaluation.ap import evaluate_ap
-from active.inference.postprocess import PostProcessConfig
-from active.training.checkpoint import load_model
-from active.training.engine import predict_records
+from active.models.checkpoint import load_model
+from active.models.postprocess import PostProcessConfig
+from active.models.predict import predict_records
 from active.training.loss import LossConfig
 from active.training.trainer import resolve_device
 from active.utils.io import write_json

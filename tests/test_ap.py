@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from active.evaluation.ap import ImageResult, class_ap, evaluate_ap, voc_ap
+from active.data.ap import ImageResult, class_ap, evaluate_ap, voc_ap
 from active.evaluation.coco_eval import coco_evaluate
 
 NAMES = ("sperm", "impurity")

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from active.inference.predictor import Predictor
-from active.models.detector import build_model
+from active.models.build import build_model
+from active.models.checkpoint import load_model, save_checkpoint
 from active.models.info import count_params
 from active.models.variants import BASELINES, ModelConfig
-from active.training.checkpoint import load_model, save_checkpoint
 from active.training.loss import LossConfig, YoloCriterion
 
 
@@ -58,7 +58,7 @@ def test_baselines_reject_branch_settings() -> None:
 
 @pytest.mark.parametrize("name", ["faster-rcnn", "ssd"])
 def test_torchvision_baseline_trains_a_step_and_detects(name: str, tmp_path: Path) -> None:
-    from active.inference.postprocess import Detections, PostProcessConfig
+    from active.models.postprocess import Detections, PostProcessConfig
     from active.models.torchvision_models import TorchvisionLoss
 
     torch.manual_seed(0)
@@ -87,8 +87,8 @@ def test_torchvision_candidates_agree_with_torchvision_post_processing(name: str
     single best (box, score, class) of a frame is the same both ways, also when the frame is not
     the model's input size (torchvision resizes it, both map the boxes back); one class per box;
     and flip TTA runs on these models."""
-    from active.inference.postprocess import PostProcessConfig
-    from active.inference.predict import predict_batch
+    from active.models.postprocess import PostProcessConfig
+    from active.models.predict import predict_batch
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(variant=name, scale="tiny", imgsz=(128, 160))).eval()
@@ -145,7 +145,7 @@ def test_train_a_baseline_through_the_cli(tmp_path: Path) -> None:
 
 def _external_step_and_detect(name: str, tmp_path: Path) -> None:
     """One training step changes the weights; detect and Predictor give Detections/Results."""
-    from active.inference.postprocess import Detections, PostProcessConfig
+    from active.models.postprocess import Detections, PostProcessConfig
     from active.models.torchvision_models import TorchvisionLoss
 
     torch.manual_seed(0)
@@ -201,10 +201,10 @@ def test_ultralytics_flip_tta(tmp_path: Path) -> None:
     give the same fused boxes. (Mirror consistency of the fusion itself: tests/test_tta.py.)"""
     pytest.importorskip("ultralytics", reason="the Ultralytics baseline is an optional extra "
                         "(pip install --no-deps ultralytics ultralytics-thop)")
-    from active.inference.postprocess import PostProcessConfig
-    from active.inference.predict import predict_batch
-    from active.inference.tta import tta_candidates
     from active.models.coder import BoxCoder
+    from active.models.postprocess import PostProcessConfig
+    from active.models.predict import predict_batch
+    from active.models.tta import tta_candidates
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(variant="yolov8n", imgsz=(64, 96))).eval()

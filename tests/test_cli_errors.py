@@ -308,9 +308,9 @@ def test_a_failed_run_leaves_no_empty_folder(files, tmp_path, capsys) -> None:
 
 
 def test_eval_report_has_no_nan(files, tmp_path, capsys) -> None:
-    from active.models.detector import build_model
+    from active.models.build import build_model
+    from active.models.checkpoint import save_checkpoint
     from active.models.variants import ModelConfig
-    from active.training.checkpoint import save_checkpoint
 
     ckpt = tmp_path / "tiny.pt"
     save_checkpoint(ckpt, build_model(ModelConfig(variant="active-i", scale="tiny",

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from active.cli import main
+from active.data.ap import ImageResult
 from active.errors import DataError, UsageError
-from active.evaluation.ap import ImageResult
 from active.evaluation.counting import count_bias, count_threshold
 from active.inference.profile import Profile, load_profile
 
@@ -67,7 +67,7 @@ def test_bundled_model_counts_at_its_operating_point() -> None:
     """The bundled checkpoint and its ONNX twin carry the threshold fitted on the validation
     video; it is the default, and --conf overrides it."""
     from active.inference.predictor import Predictor, bundled_weights
-    from active.training.checkpoint import read_checkpoint
+    from active.models.checkpoint import read_checkpoint
 
     op = read_checkpoint(bundled_weights())["meta"]["operating_point"]
     assert 0.05 < op["score_threshold"] < 0.95

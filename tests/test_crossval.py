@@ -16,7 +16,7 @@ import yaml
 from active.cli import main
 from active.data.splits import kfold_split
 from active.errors import DataError
-from active.evaluation.crossval import (
+from active.experiments.crossval import (
     ABLATION_BRANCHES,
     CVResult,
     FoldResult,

@@ -12,8 +12,8 @@ from dataclasses import asdict, replace
 import pytest
 
 from active.cli import main
-from active.evaluation.crossval import FoldResult, run_cv
-from active.evaluation.cvstore import ResultStore, fingerprint
+from active.experiments.crossval import FoldResult, run_cv
+from active.experiments.cvstore import ResultStore, fingerprint
 from active.training import trainer
 from active.utils.config import ConfigError
 from conftest import tiny_synth

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from active.data.synth import SynthConfig, generate_dataset
-from active.models.detector import build_model
+from active.models.build import build_model
+from active.models.checkpoint import read_checkpoint
 from active.models.variants import ModelConfig
 from active.training import distributed as ddp
-from active.training.checkpoint import read_checkpoint
 
 TIMEOUT_S = 300  # a hang fails the test instead of stalling the suite
 

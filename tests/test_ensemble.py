@@ -1,4 +1,4 @@
-"""Model ensembles (active.inference.ensemble): the fusion rule, the checks on members, and the
+"""Model ensembles (active.models.ensemble): the fusion rule, the checks on members, and the
 evaluation / Predictor / CLI paths that take several checkpoints."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 from active.errors import UsageError
-from active.inference.ensemble import Ensemble
-from active.inference.postprocess import PostProcessConfig, postprocess
 from active.inference.predictor import Predictor
+from active.models.build import build_model
+from active.models.checkpoint import save_checkpoint
 from active.models.coder import BoxCoder
-from active.models.detector import build_model
+from active.models.ensemble import Ensemble
+from active.models.postprocess import PostProcessConfig, postprocess
 from active.models.variants import ModelConfig
-from active.training.checkpoint import save_checkpoint
 from conftest import tiny_synth
 
 SIZE = (128, 160)

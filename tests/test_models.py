@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from active.models.anchors import anchor_fitness, kmeans_anchors, letterbox_wh, wh_iou
-from active.models.detector import Detector, build_model
+from active.models.build import build_model
+from active.models.detector import Detector
 from active.models.info import format_info, model_info
 from active.models.layers import SPP, MBConv
 from active.models.necks import CCFPN_SPECS

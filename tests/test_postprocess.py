@@ -6,8 +6,9 @@ import pytest
 import torch
 from torchvision.ops import batched_nms, distance_box_iou
 
-from active.inference import postprocess as pp
-from active.inference.postprocess import (
+from active.models import postprocess as pp
+from active.models.coder import BoxCoder, decode_outputs
+from active.models.postprocess import (
     PostProcess,
     PostProcessConfig,
     batched_diou_nms,
@@ -16,7 +17,6 @@ from active.inference.postprocess import (
     postprocess,
     select_detections,
 )
-from active.models.coder import BoxCoder, decode_outputs
 
 STRIDES = (8, 16, 32)
 ANCHORS = torch.tensor(
@@ -227,8 +227,8 @@ def test_decode_runs_in_onnxruntime() -> None:
 def test_candidate_prefilter_equals_the_dense_path(seed: int) -> None:
     """postprocess decodes only priors whose objectness can pass the threshold; the detections
     must be exactly those of decoding every prior."""
-    from active.inference.postprocess import select_detections
     from active.models.coder import decode_outputs
+    from active.models.postprocess import select_detections
 
     g = torch.Generator().manual_seed(seed)
     raw = [torch.randn(2, 3, 128 // s, 96 // s, 7, generator=g) * 2.0 for s in STRIDES]

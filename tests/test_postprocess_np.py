@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from active.inference import postprocess as torch_post
 from active.inference import postprocess_np as np_post
+from active.models import postprocess as torch_post
 from active.models.coder import BoxCoder
 
 

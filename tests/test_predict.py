@@ -15,12 +15,12 @@ from active.cli import main
 from active.data.video import VideoReader, write_video
 from active.errors import CheckpointError, DataError, UsageError, VideoError
 from active.inference.detect import DetectOptions, detect
-from active.inference.postprocess import Detections
 from active.inference.predictor import Predictor, onnx_twin
 from active.inference.results import Results
-from active.models.detector import build_model
+from active.models.build import build_model
+from active.models.checkpoint import read_checkpoint, save_checkpoint
+from active.models.postprocess import Detections
 from active.models.variants import ModelConfig
-from active.training.checkpoint import read_checkpoint, save_checkpoint
 
 IMGSZ = (96, 128)
 
@@ -41,7 +41,7 @@ def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tiny_ckpt: Path) -> Path:
-    from active.inference.export import export_onnx
+    from active.models.export import export_onnx
 
     return export_onnx(tiny_ckpt)
 
@@ -90,7 +90,7 @@ def test_predictor_undoes_the_letterbox(tiny_ckpt: Path, monkeypatch: pytest.Mon
                                         ) -> None:
     """A box the network 'finds' in input pixels comes back in each frame's own pixels."""
     from active.data.transforms import letterbox
-    from active.inference import postprocess as mod  # the predictor imports it when it runs
+    from active.models import postprocess as mod  # the predictor imports it when it runs
 
     frames = [frame(100, 140), frame(200, 90, 1)]
     truth = [np.array([[10, 20, 30, 44]], np.float32), np.array([[50, 60, 80, 150]], np.float32)]
@@ -134,7 +134,7 @@ def test_onnx_export_metadata_and_backend_match_torch(tiny_ckpt: Path, tiny_onnx
     assert onnx_p.spec.strides == torch_p.spec.strides and onnx_p.spec.coder == torch_p.spec.coder
     batch = np.random.default_rng(0).random((3, 3, *IMGSZ)).astype(np.float32)  # dynamic batch
     for a, b in zip(torch_p.backend(batch), onnx_p.backend(batch), strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(a.numpy(), b, atol=1e-4, rtol=1e-4)  # ONNX: numpy
     frames = [frame(seed=s) for s in range(2)]
     for a, b in zip(torch_p(frames), onnx_p(frames), strict=True):
         assert len(a) == len(b) > 0
@@ -392,8 +392,8 @@ def test_bundled_model_ships_with_a_matching_onnx_twin() -> None:
 def test_bundled_model_on_a_held_out_svia_video(svia_root: Path) -> None:
     """The shipped weights never saw S_0004 (model card); AP50 for sperm on its first 16
     annotated frames must stay near the 0.944 measured on all 82."""
+    from active.data.ap import ImageResult, evaluate_ap
     from active.data.dataset import load_dataset
-    from active.evaluation.ap import ImageResult, evaluate_ap
 
     records = sorted((r for r in load_dataset(svia_root) if r.video_id == "S_0004"),
                      key=lambda r: r.frame_index)[:16]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from active.evaluation.ap import ImageResult
+from active.data.ap import ImageResult
 from active.evaluation.report import operating_point
 
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from active.cli import main
+from active.data.ap import ImageResult
 from active.errors import CheckpointError
-from active.evaluation.ap import ImageResult
-from active.inference.postprocess import Detections
-from active.inference.rescore import CropNet, Rescorer, crop_boxes, mix_scores
+from active.models.postprocess import Detections
+from active.models.rescore import CropNet, Rescorer, crop_boxes, mix_scores
 from active.training.rescore import RescoreConfig, label_candidates
 from conftest import tiny_synth
 
@@ -137,9 +137,9 @@ def test_fit_eval_and_detect_with_a_rescorer(synth_fold, tmp_path: Path, capsys)
     """End to end on tiny synthetic data with a random-weight detector that fires everywhere:
     ``active rescorer`` trains and saves, ``active eval --rescorer`` and the Predictor use it."""
     from active.inference.predictor import Predictor
-    from active.models.detector import build_model
+    from active.models.build import build_model
+    from active.models.checkpoint import save_checkpoint
     from active.models.variants import ModelConfig
-    from active.training.checkpoint import save_checkpoint
 
     root, split = synth_fold
     torch.manual_seed(0)

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from active.data.ap import ImageResult
 from active.errors import UsageError
-from active.evaluation.ap import ImageResult
 from active.evaluation.report import operating_point
 from active.inference.predictor import Predictor
 

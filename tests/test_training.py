@@ -7,9 +7,15 @@ import pytest
 import torch
 
 from active.errors import CheckpointError
+from active.models.checkpoint import (
+    checkpoint_coder,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from active.training import trainer as trainer_mod
-from active.training.checkpoint import load_model, read_checkpoint, save_checkpoint
 from active.training.config import StageConfig, load_config
+from active.training.loss import LossConfig
 from active.utils.config import ConfigError
 from conftest import tiny_synth
 
@@ -66,6 +72,17 @@ def test_checkpoint_round_trip_and_errors(synth_root, tmp_path):
     torch.save(dict(payload, model_config=dict(payload["model_config"], scale="huge")), bad)
     with pytest.raises(CheckpointError, match="incompatible checkpoint"):
         load_model(bad)
+    torch.save(dict(payload, loss_config={"decode": "log"}), bad)
+    with pytest.raises(CheckpointError, match="incompatible checkpoint: decode mode"):
+        load_model(bad)
+
+
+@pytest.mark.parametrize("loss", [LossConfig(), LossConfig(decode="exp", scale_xy=1.1)])
+def test_checkpoint_coder_is_the_loss_configs(loss):
+    """Inference reads the box coder from a checkpoint's stored loss config as plain data (it
+    imports no training code); it is the coder that config trained with."""
+    assert checkpoint_coder({"loss_config": loss.to_dict()}) == loss.coder()
+    assert checkpoint_coder({"loss_config": {}}) == checkpoint_coder({}) == LossConfig().coder()
 
 
 def test_resume_continues_to_the_same_state(synth_root, tmp_path, monkeypatch):
@@ -175,7 +192,7 @@ def test_ema_ramp_sets_how_fast_the_average_follows_the_weights():
 def _ap(name, ap, num_gt):
     import numpy as np
 
-    from active.evaluation.ap import ClassAP
+    from active.data.ap import ClassAP
 
     empty = np.zeros(0)
     return ClassAP(name, ap, num_gt, 0, empty, empty, empty)

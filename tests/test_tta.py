@@ -1,4 +1,4 @@
-"""Flip test-time augmentation (active.inference.tta): fusion rules, mirror consistency, and the
+"""Flip test-time augmentation (active.models.tta): fusion rules, mirror consistency, and the
 Predictor / evaluation / CLI paths."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from active.errors import UsageError
-from active.inference.postprocess import PostProcessConfig, select_detections
 from active.inference.predictor import Predictor
-from active.inference.tta import FLIPS, flip_batch, fuse_views, tta_detect, unflip_rows
+from active.models.build import build_model
+from active.models.checkpoint import save_checkpoint
 from active.models.coder import BoxCoder, decode_outputs
-from active.models.detector import build_model
+from active.models.postprocess import PostProcessConfig, select_detections
+from active.models.tta import FLIPS, flip_batch, fuse_views, tta_detect, unflip_rows
 from active.models.variants import ModelConfig
-from active.training.checkpoint import save_checkpoint
 
 CFG = PostProcessConfig(score_threshold=0.05, iou_threshold=0.45)
 
@@ -120,8 +120,8 @@ def test_tta_is_mirror_consistent() -> None:
 def test_tta_backends_and_evaluation_agree(tiny_ckpt: Path) -> None:
     """ONNX Runtime and PyTorch give the same fused boxes; predict_batch (the evaluation path)
     gives what the Predictor gives."""
-    from active.inference.predict import predict_batch
-    from active.training.checkpoint import load_model
+    from active.models.checkpoint import load_model
+    from active.models.predict import predict_batch
 
     img = (np.random.default_rng(4).random((90, 120, 3)) * 255).astype(np.uint8)
     t = Predictor(tiny_ckpt, backend="torch", conf=0.3, tta=True)(img)

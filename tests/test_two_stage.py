@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from active.errors import UsageError
-from active.inference.postprocess import PostProcessConfig
+from active.models.build import build_model
+from active.models.checkpoint import load_model, save_checkpoint
 from active.models.coder import BoxCoder
-from active.models.detector import build_model
+from active.models.postprocess import PostProcessConfig
 from active.models.two_stage import POST_NMS, TwoStageCriterion, TwoStageDetector, proposals_from
 from active.models.variants import ModelConfig
 from active.training import trainer as trainer_mod
-from active.training.checkpoint import load_model, save_checkpoint
 from active.training.config import StageConfig, load_config
 from active.training.loss import LossConfig, YoloCriterion
 from conftest import tiny_synth
@@ -138,7 +138,7 @@ def test_trains_end_to_end_and_every_inference_path_runs(synth_root, tmp_path):
     assert len(plain) > 0 and len(flipped) > 0
     with pytest.raises(UsageError, match="torch backend only"):
         Predictor(weights, backend="onnx")
-    from active.inference.export import export_onnx
+    from active.models.export import export_onnx
 
     with pytest.raises(UsageError, match="second stage does not export"):
         export_onnx(weights, tmp_path / "two.onnx")

@@ -5,7 +5,7 @@ import time
 import torch
 import ultralytics  # noqa: F401  (the extras are importable)
 
-from active.models.detector import build_model
+from active.models.build import build_model
 from active.models.torchvision_models import TorchvisionLoss
 from active.models.variants import ModelConfig
 from active.training.loss import LossConfig, YoloCriterion

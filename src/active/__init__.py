@@ -8,7 +8,8 @@
 
 from typing import Any
 
-__version__ = "0.1.0"
+from active.version import __version__
+
 __all__ = ["Calibration", "Predictor", "Results", "__version__", "analyze"]
 
 

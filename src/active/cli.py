@@ -17,7 +17,7 @@ from active.utils.config import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from active.commands import analyze, calibrate, data, experiments, model, predict
+    from active.commands import analyze, calibrate, data, experiments, model, predict, serve
 
     parser = argparse.ArgumentParser(
         prog="active",
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"active {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for area in (data, model, experiments, predict, analyze, calibrate):
+    for area in (data, model, experiments, predict, analyze, calibrate, serve):
         area.register(sub)
     return parser
 

@@ -41,7 +41,7 @@ def compare_with_truth(records: list[Any], results: list[Results], names: tuple[
                        score_threshold: float) -> dict[str, Any]:
     """Per-class mean count per frame (found vs true), mean absolute count error, and
     precision/recall at IoU 0.5 against the clip's ground truth."""
-    from active.evaluation.ap import ImageResult
+    from active.data.ap import ImageResult
     from active.evaluation.report import operating_point
 
     n = min(len(records), len(results))

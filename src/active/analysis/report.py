@@ -308,7 +308,7 @@ def render_report(sample: SampleAnalysis, frames: dict[str, np.ndarray | None],
             over (RGB), or None for a blank canvas; a missing key is None.
         generated: the time shown as the analysis' time (default: now).
     """
-    from active import __version__
+    from active.version import __version__
 
     when = (generated or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip()
     context = {

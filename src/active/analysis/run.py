@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +62,9 @@ class AnalyzeOptions:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     grading: GradeConfig = field(default_factory=GradeConfig)
     window: int = 5
+    #: Called after each frame is detected with the video's path and how many of its frames are
+    #: done (the web page's progress); it runs inside the detection loop, so it must be quick.
+    on_frame: Callable[[Path, int], None] | None = None
 
 
 def video_rate(path: Path, calibration: Calibration) -> tuple[float, str]:
@@ -78,7 +81,7 @@ def video_rate(path: Path, calibration: Calibration) -> tuple[float, str]:
 
 def model_info(predictor: Any) -> dict[str, Any]:
     """What the report says about the detector: file, hash, backend, input size, threshold."""
-    from active.inference.predictor import file_sha256
+    from active.utils.io import file_sha256
 
     weights = Path(str(predictor.weights))
     return {"weights": weights.name, "sha256": file_sha256(weights)[:16] if weights.is_file()
@@ -156,7 +159,7 @@ def analyze_video(path: Path, fps: float, fps_from: str, calibration: Calibratio
     then track, measure, grade and count it; returns its analysis and its first frame."""
     from active.inference.detect import DetectOptions, detect
 
-    got = _Collected()
+    got = _Collected(path=path, on_frame=options.on_frame)
     t0 = time.perf_counter()
     detect(predictor, path, DetectOptions(out=det_dir, save_annotated=False,
                                           progress=options.progress), got.keep)
@@ -198,6 +201,8 @@ class _Collected:
     scores: list[np.ndarray] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)
     first: np.ndarray | None = None
+    path: Path = Path()
+    on_frame: Callable[[Path, int], None] | None = None
 
     def keep(self, frame: Any, r: Any) -> None:
         if self.first is None:
@@ -206,6 +211,8 @@ class _Collected:
         self.boxes.append(r.xyxy)
         self.classes.append(r.cls)
         self.scores.append(r.conf)
+        if self.on_frame is not None:
+            self.on_frame(self.path, len(self.boxes))
 
 
 def _run(paths: list[Path], rates: list[tuple[float, str]], cal: Calibration, predictor: Any,

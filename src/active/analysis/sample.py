@@ -195,7 +195,7 @@ class SampleAnalysis:
     notes: list[str]
 
     def to_json(self) -> dict[str, Any]:
-        from active import __version__
+        from active.version import __version__
 
         return {
             "schema_version": SCHEMA_VERSION, "active_version": __version__,

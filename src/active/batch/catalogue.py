@@ -7,15 +7,18 @@ Tables (``docs/batch.md`` has the full schema)::
     members   which videos (path, key) are the replicate fields of which sample
     samples   one row per sample: its videos combined (:mod:`active.batch.cohort`)
     files     path, size, mtime -> content SHA-256, so a re-run does not hash the archive again
-    meta      schema version
+    jobs      the lab's web page (``active serve``): one row per sample uploaded there, its
+              status, calibration, uploaded videos and headline numbers (:mod:`active.web.store`)
+    meta      schema version (an older catalogue is brought up to date when opened)
 
 A video's **key** is the SHA-256 of its content hash, its analysis parameters and the model's
 SHA-256: the same bytes analysed the same way by the same model are one row, wherever the file
 lies and however often it is listed, so a re-run skips what is done and counts nothing twice.
 
-Only the process that runs the batch writes, each change in one transaction (a killed run leaves
-the file as it was after its last complete video); a lock file keeps a second run of the same
-catalogue out. Readers (the web page, ``sqlite3``) may read while it runs (WAL journal).
+Only the process that runs the batch (or the web server) writes, each change in one
+transaction (a killed run leaves the file as it was after its last complete video); a lock file
+keeps a second writer of the same catalogue out. Readers (``sqlite3``, pandas) may read while it
+runs (WAL journal).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from typing import Any
 
 from active.errors import UsageError
 
-SCHEMA_VERSION = 1
+#: 1: videos, members, samples, files (batch). 2: + jobs (the web page).
+SCHEMA_VERSION = 2
 CATALOGUE = "catalogue.sqlite"
 
 _SCHEMA = """
@@ -83,6 +87,33 @@ CREATE TABLE IF NOT EXISTS samples (
     result TEXT, updated_at TEXT);
 """
 
+#: Schema 2: the samples uploaded on the web page. ``folder`` is relative to the server's data
+#: folder; ``videos`` (JSON) lists each upload's generated file name beside the name the browser
+#: gave (shown, never used as a path); the headline numbers are copied from summary.json when the
+#: job is done, so the list of past samples needs no file.
+_JOBS = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    sample_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+    folder TEXT NOT NULL,
+    videos TEXT NOT NULL,
+    calibration TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    frames INTEGER,
+    concentration_m_per_ml REAL, progressive_pct REAL, total_motility_pct REAL,
+    cells_counted REAL, notes TEXT, active_version TEXT);
+CREATE INDEX IF NOT EXISTS jobs_sample ON jobs (sample_id);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+"""
+
+#: What each schema version adds to the one before it, run in order when an older catalogue is
+#: opened (a batch catalogue of schema 1 gains the web's table and keeps everything else).
+_MIGRATIONS = {2: _JOBS}
+
 
 def now() -> str:
     """The time in UTC, ISO 8601 to the millisecond (what every timestamp column holds)."""
@@ -127,22 +158,34 @@ class Catalogue:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: safe against a killed process
-            with self.db:
-                self.db.executescript(_SCHEMA)
-                row = self.db.execute("SELECT value FROM meta WHERE name='schema_version'"
-                                      ).fetchone()
-                if row is None:
-                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
-                                    (str(SCHEMA_VERSION),))
-                elif int(row[0]) > SCHEMA_VERSION:
-                    raise UsageError(f"{self.path}: catalogue schema {row[0]} is newer than this "
-                                     f"ACTIVE reads ({SCHEMA_VERSION}); upgrade ACTIVE")
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             self._lock.close()
             raise UsageError(f"{self.path}: not a usable catalogue ({exc})") from None
         except BaseException:
             self._lock.close()
             raise
+
+    def _migrate(self) -> None:
+        """Create the tables of a new catalogue, or bring an older one up to this schema, in
+        one transaction each."""
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, "
+                        "value TEXT NOT NULL)")
+        row = self.db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+        if row is None:
+            with self.db:
+                self.db.executescript(_SCHEMA + "".join(_MIGRATIONS.values()))
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                                (str(SCHEMA_VERSION),))
+            return
+        version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise UsageError(f"{self.path}: catalogue schema {version} is newer than this "
+                             f"ACTIVE reads ({SCHEMA_VERSION}); upgrade ACTIVE")
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            # executescript commits first, so BEGIN makes the tables and the version one step
+            self.db.executescript(f"BEGIN; {_MIGRATIONS[v]} UPDATE meta SET value='{v}' "
+                                  "WHERE name='schema_version'; COMMIT;")
 
     def close(self) -> None:
         self.db.close()
@@ -271,8 +314,9 @@ def _lock(path: Path) -> _Lock:
         fh.seek(0)
         pid = fh.read().strip() or "?"
         fh.close()
-        raise UsageError(f"{path.with_suffix('')}: another 'active analyze' run (pid {pid}) is "
-                         "writing this catalogue; wait for it to finish") from None
+        raise UsageError(f"{path.with_suffix('')}: another ACTIVE process (pid {pid}: an "
+                         "'active analyze' batch or an 'active serve') is writing this "
+                         "catalogue; wait for it to finish or stop it") from None
     fh.seek(0)
     fh.truncate()
     fh.write(f"{os.getpid()}\n")

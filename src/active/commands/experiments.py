@@ -94,7 +94,7 @@ def cmd_rescorer(args: argparse.Namespace) -> int:
 
 def _experiment_config(args: argparse.Namespace):
     """The config of ``active cv`` / ``active ablation``: --config, --set and the flag overrides."""
-    from active.evaluation.crossval import load_experiment_config
+    from active.experiments.crossval import load_experiment_config
 
     _check_epochs(args.epochs)
     overrides = list(args.set) + [f"{key}={getattr(args, flag)}" for flag, key in (
@@ -110,7 +110,7 @@ def _only_folds(args: argparse.Namespace) -> list[int] | None:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
-    from active.evaluation.crossval import format_table_i, run_cv
+    from active.experiments.crossval import format_table_i, run_cv
 
     result = run_cv(_experiment_config(args), args.variant, args.folds, args.out, args.seed,
                     progress=not args.quiet, only_folds=_only_folds(args), tta=args.tta,
@@ -121,7 +121,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from active.evaluation.crossval import format_table_ii, run_ablation
+    from active.experiments.crossval import format_table_ii, run_ablation
 
     result = run_ablation(_experiment_config(args), args.variant, args.folds, args.out,
                           args.seed, progress=not args.quiet, only_folds=_only_folds(args))

@@ -12,7 +12,7 @@ from active.errors import UsageError
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
-    from active.inference.backends import pick_device
+    from active.models.device import pick_device
     from active.models.info import format_info, model_info
 
     pick_device(args.device)  # a device this machine lacks: an error naming --device
@@ -44,8 +44,8 @@ def cmd_model_anchors(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from active.inference.export import export_onnx, export_stripped
     from active.inference.predictor import resolve_weights
+    from active.models.export import export_onnx, export_stripped
 
     weights = resolve_weights(args.weights)
     if args.format == "onnx":

@@ -31,8 +31,9 @@ def checked_profile(profile_path: Path | None, weights: list[str] | str) -> Any:
     if profile_path is None:
         return None
     from active.errors import CheckpointError
-    from active.inference.predictor import file_sha256, resolve_weights
+    from active.inference.predictor import resolve_weights
     from active.inference.profile import load_profile
+    from active.utils.io import file_sha256
 
     profile = load_profile(profile_path)
     model = resolve_weights(weights[0] if isinstance(weights, list) else weights)

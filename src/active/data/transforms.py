@@ -6,6 +6,7 @@ Boxes are (N, 4) float pixel xyxy throughout. Every random transform takes an ex
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -59,6 +60,19 @@ def letterbox(image: np.ndarray, size: tuple[int, int], boxes: np.ndarray | None
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * scale
         boxes += np.array([left, top, left, top], dtype=np.float32)
     return out, boxes, meta
+
+
+def letterbox_batch(images: Sequence[np.ndarray], imgsz: tuple[int, int]
+                    ) -> tuple[np.ndarray, list[Letterbox]]:
+    """RGB uint8 frames -> a (B, 3, H, W) float32 array in [0, 1] and each frame's letterbox:
+    the network batch that PyTorch and ONNX Runtime alike are given (numpy only)."""
+    arrays, metas = [], []
+    for img in images:
+        out, _, meta = letterbox(img, imgsz)
+        arrays.append(out)
+        metas.append(meta)
+    batch = np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+    return batch, metas
 
 
 def stride_size(h: int, w: int, stride: int = 32) -> tuple[int, int]:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from active.data.ap import ImageResult
 from active.data.boxes import xyxy_to_xywh
-from active.evaluation.ap import ImageResult
 
 
 def coco_evaluate(results: Sequence[ImageResult], class_names: Sequence[str],

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from active.evaluation.ap import ImageResult, evaluate_ap
+from active.data.ap import ImageResult, evaluate_ap
 from active.evaluation.report import operating_point
 
 #: Bounds of a fitted threshold: below 0.05 the count is made of noise, above 0.95 of a few
@@ -60,8 +60,9 @@ def calibrate(weights: str | Path, data: str | Path, fmt: str = "auto",
     from active.data.classes import DEFAULT_CLASSES
     from active.data.dataset import load_dataset
     from active.errors import DataError
-    from active.inference.predictor import Predictor, file_sha256
+    from active.inference.predictor import Predictor
     from active.inference.profile import Profile, now
+    from active.utils.io import file_sha256
 
     records = load_dataset(data, fmt, classes or DEFAULT_CLASSES,
                            skip_bad_frames=skip_bad_frames)

@@ -1,4 +1,8 @@
-"""``active eval``: every number a reader of the paper checks, for one checkpoint on one dataset."""
+"""``active eval``: every number a reader of the paper checks, for one checkpoint on one dataset.
+
+It scores a trained checkpoint (or an ensemble of them) and trains nothing: cross-validation and
+the ablation, which train and then call :func:`evaluate_checkpoint`, are
+:mod:`active.experiments.crossval`."""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from active.data.ap import ClassAP, ImageResult, evaluate_ap, mean_ap
 from active.data.boxes import box_iou
-from active.evaluation.ap import ClassAP, ImageResult, evaluate_ap, mean_ap
 
 
 def operating_point(results: Sequence[ImageResult], class_names: Sequence[str],
@@ -93,25 +97,24 @@ def evaluate_checkpoint(weights: str | Path | Sequence[str | Path], data: str | 
     ``classes`` is the dataset's :class:`~active.data.classes.ClassMap` (default: sperm/impurity
     with SVIA's names); ``postprocess`` a full :class:`PostProcessConfig` for the AP detections
     (default: the evaluation one, score 0.001, with ``iou_threshold`` and ``merge``). ``tta``: flip
-    test-time augmentation (:mod:`active.inference.tta`), recorded in the report. ``rescorer``:
-    a :class:`~active.inference.rescore.Rescorer` file that rescores every detection. Several
-    ``weights``: an :class:`~active.inference.ensemble.Ensemble` of them, their boxes fused
+    test-time augmentation (:mod:`active.models.tta`), recorded in the report. ``rescorer``:
+    a :class:`~active.models.rescore.Rescorer` file that rescores every detection. Several
+    ``weights``: an :class:`~active.models.ensemble.Ensemble` of them, their boxes fused
     (which merges: ``merge`` does not apply).
     """
     from active.data.dataset import load_dataset
     from active.data.splits import SplitPlan, apply_fold
     from active.evaluation.coco_eval import coco_evaluate
-    from active.inference.postprocess import PostProcessConfig
-    from active.training.checkpoint import load_model
-    from active.training.engine import predict_records
-    from active.training.loss import LossConfig
-    from active.training.trainer import resolve_device
+    from active.models.checkpoint import checkpoint_coder, load_model
+    from active.models.device import pick_device
+    from active.models.postprocess_config import PostProcessConfig
+    from active.models.predict import predict_records
     from active.utils.io import write_json
 
-    dev = resolve_device(device)
+    dev = pick_device(device)
     members = [weights] if isinstance(weights, str | Path) else list(weights)
     if len(members) > 1:  # an ensemble: its fusion does the flips itself
-        from active.inference.ensemble import load_ensemble
+        from active.models.ensemble import load_ensemble
 
         model, ckpt = load_ensemble(members, dev, tta=tta)
     else:
@@ -122,7 +125,7 @@ def evaluate_checkpoint(weights: str | Path | Sequence[str | Path], data: str | 
                            skip_bad_frames=skip_bad_frames)
     if split is not None:
         records = apply_fold(records, SplitPlan.load(split).folds[fold], Path(split))[part]
-    coder = LossConfig.from_dict(ckpt.get("loss_config") or {}).coder()
+    coder = checkpoint_coder(ckpt)
     cfg = postprocess or PostProcessConfig.for_evaluation(iou_threshold=iou_threshold,
                                                           merge=merge)
     size = imgsz or tuple(model.config.imgsz)
@@ -131,7 +134,7 @@ def evaluate_checkpoint(weights: str | Path | Sequence[str | Path], data: str | 
     names = model.class_names
     rescore_info = None
     if rescorer is not None:
-        from active.inference.rescore import Rescorer
+        from active.models.rescore import Rescorer
 
         second = Rescorer.load(rescorer)
         second.check_classes(names, members[0])

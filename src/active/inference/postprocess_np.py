@@ -1,4 +1,4 @@
-"""The post-processing of :mod:`active.inference.postprocess` in numpy, for the ONNX Runtime path
+"""The post-processing of :mod:`active.models.postprocess` in numpy, for the ONNX Runtime path
 that must not import PyTorch: decode the priors that can pass the score threshold, one class per
 box, class-aware DIoU-NMS (or IoU-NMS) and weighted merging. Same contract and results as the
 torch functions (tested equal on the bundled model's outputs); torchvision's NMS is not used here

@@ -19,15 +19,19 @@ from typing import Literal
 
 import numpy as np
 
+from active.data.transforms import letterbox_batch
 from active.errors import CheckpointError, DataError, UsageError
-from active.inference.backends import ModelSpec, OnnxBackend
-from active.inference.letterbox import letterbox_batch
-from active.inference.postprocess_config import PostProcessConfig
+from active.inference.backends import OnnxBackend
 from active.inference.postprocess_np import postprocess as postprocess_np
 from active.inference.results import Results
+from active.models.postprocess_config import PostProcessConfig
+from active.models.spec import Deployment, ModelSpec
+from active.utils.io import file_sha256
 
-# PyTorch (and torchvision) are imported only on the paths that need them: a checkpoint run by
-# PyTorch, flip TTA, an ensemble, a rescorer. Detecting with an ONNX model never imports them.
+# Nothing here imports PyTorch. The paths that need it (a checkpoint run by PyTorch, flip TTA, an
+# ensemble, a rescorer) import the model layer's PyTorch modules (active.models.checkpoint,
+# .torch_backend, .postprocess, .tta, .ensemble, .rescore, .export) when they run; detecting with
+# an ONNX model never does.
 
 Backend = Literal["auto", "torch", "onnx"]
 
@@ -57,7 +61,8 @@ def resolve_weights(weights: str | Path) -> Path:
 
 
 class _NumpyDetections:
-    """One image's detections from the numpy post-processing (boxes, scores, classes)."""
+    """One image's detections from the numpy post-processing (boxes, scores, classes); the
+    rescorer takes them as they are."""
 
     def __init__(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
         self.boxes, self.scores, self.classes = boxes, scores, classes
@@ -67,34 +72,11 @@ def _as_numpy(x: object) -> np.ndarray:
     return x.numpy() if hasattr(x, "numpy") else np.asarray(x)  # type: ignore[union-attr]
 
 
-def _threshold(value: object) -> float | None:
-    """A stored operating threshold, if it is a usable one."""
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return v if 0 < v < 1 else None
-
-
-def _positive(value: object) -> float | None:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return v if v > 0 else None
-
-
 def _input_size(shape: tuple[int, ...], factor: float) -> tuple[int, int]:
     """The network input (multiples of 32) for a frame of ``shape`` resized by ``factor``."""
     h, w = shape[:2]
     return (max(32, int(np.ceil(h * factor / 32)) * 32),
             max(32, int(np.ceil(w * factor / 32)) * 32))
-
-
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def onnx_twin(weights: Path, imgsz: tuple[int, ...] | None = None) -> Path | None:
@@ -138,7 +120,7 @@ class Predictor:
     Args:
         weights: a checkpoint (``.pt``), an exported ``.onnx`` file, ``"default"`` (the bundled
             model) or a bundled model's name; a list of checkpoints: an ensemble
-            (:mod:`active.inference.ensemble`, PyTorch only), their boxes fused.
+            (:mod:`active.models.ensemble`, PyTorch only), their boxes fused.
         backend: ``"torch"``, ``"onnx"`` (ONNX Runtime) or ``"auto"``: ONNX Runtime for an
             ``.onnx`` file, or for a ``.pt`` with an exported twin beside it (same name, ``.onnx``,
             exported from this very checkpoint: its SHA-256 is in the ONNX metadata), else
@@ -154,11 +136,11 @@ class Predictor:
         merge: move each kept box to the score-weighted mean of the boxes its NMS suppressed
             (default; ``False``: the paper's plain DIoU-NMS). Counts do not change, boxes do.
         threads: CPU threads (PyTorch intra-op or ONNX Runtime); default: every core.
-        tta: flip test-time augmentation (:mod:`active.inference.tta`): four passes per frame
+        tta: flip test-time augmentation (:mod:`active.models.tta`): four passes per frame
             (as it is, mirrored left-right, up-down, both), boxes fused; about 4x slower, more
             accurate on crowded frames (docs/inference.md).
         rescorer: a crop classifier trained by ``active rescorer`` for this model's classes
-            (:mod:`active.inference.rescore`): every detection is looked at a second time and
+            (:mod:`active.models.rescore`): every detection is looked at a second time and
             rescored before ``conf`` applies (docs/training.md).
         um_per_px: the frames' scale (µm per pixel). When the model records the scale it was
             trained at, every frame is resized by ``um_per_px / model_um_per_px`` (the network
@@ -187,9 +169,7 @@ class Predictor:
         self.postprocess_config = PostProcessConfig(score_threshold=0.25 if conf is None else conf,
                                                     iou_threshold=iou, max_det=max_det, nms=nms,
                                                     merge=merge)
-        model_conf: float | None = None
-        model_scale: float | None = None
-        model_head: float | None = None
+        deployment = Deployment()
         size = None if imgsz is None else (
             (int(imgsz), int(imgsz)) if isinstance(imgsz, int) else tuple(int(v) for v in imgsz))
         if size is not None and (len(size) != 2 or any(v <= 0 or v % 32 for v in size)):
@@ -200,52 +180,35 @@ class Predictor:
         if self.weights.suffix == ".onnx":
             self.backend = OnnxBackend(self.weights, device, threads)
             self.spec = ModelSpec.from_metadata(self.backend.metadata, self.weights)
-            model_conf = _threshold(self.backend.metadata.get("score_threshold"))
-            model_scale = _positive(self.backend.metadata.get("um_per_px"))
-            model_head = _positive(self.backend.metadata.get("head_box_px"))
+            deployment = Deployment.from_metadata(self.backend.metadata)
             if size is not None and size != self.spec.imgsz:
                 raise UsageError(f"{self.weights}: exported at {self.spec.imgsz}; re-export for "
                                  f"imgsz {size}")
         else:
-            from active.training.checkpoint import load_model
-            from active.training.loss import LossConfig
+            from active.models.checkpoint import checkpoint_spec, load_model
+            from active.models.device import set_threads
 
             if len(members) > 1:  # the ensemble flips each member's frames itself
-                from active.inference.ensemble import load_ensemble
+                from active.models.ensemble import load_ensemble
 
                 model, data = load_ensemble(self.members, tta=tta)
                 self.ensemble_tta, tta = tta, False
             else:
                 model, data = load_model(self.weights)
-                meta = data.get("meta") or {}
-                model_conf = _threshold((meta.get("operating_point") or {})
-                                        .get("score_threshold"))
-                model_scale = _positive((meta.get("scale") or {}).get("um_per_px"))
-                model_head = _positive((meta.get("scale") or {}).get("head_box_px"))
-            self.spec = ModelSpec(
-                names=tuple(data["class_names"]),
-                imgsz=size or tuple(model.config.imgsz),
-                anchors=model.anchors.detach().clone(),
-                strides=tuple(model.strides),
-                coder=LossConfig.from_dict(data.get("loss_config") or {}).coder(),
-                description=f"{model.config.variant}/{model.config.scale}"
-                + (" + second stage" if model.config.second_stage else "")
-                + (f", ensemble of {len(members)}" if len(members) > 1 else ""),
-            )
+                deployment = Deployment.from_checkpoint(data)
+            self.spec = checkpoint_spec(model, data, size, len(members))
             if backend == "onnx" and getattr(model, "returns_detections", False):
                 raise UsageError(f"{self.weights}: {model.config.variant} runs with the torch "
                                  "backend only (no ONNX export)")
             if threads:
-                import torch
-
-                torch.set_num_threads(threads)
+                set_threads(threads)
             if backend == "onnx":
-                from active.inference.export import onnx_bytes
+                from active.models.export import onnx_bytes
 
                 self.backend = OnnxBackend(onnx_bytes(model, self.spec), device, threads,
                                            origin=self.weights)
             else:
-                from active.inference.torch_backend import TorchBackend
+                from active.models.torch_backend import TorchBackend
 
                 self.backend = TorchBackend(model, device)
         if (tta and getattr(self.backend, "returns_detections", False)
@@ -254,6 +217,7 @@ class Predictor:
                              "(ACTIVE, YOLOv3, YOLOv4, YOLOv8n/YOLO11n), not a baseline that "
                              "returns final detections only")
         self.tta = tta
+        model_conf = deployment.score_threshold
         if conf is None:
             conf = model_conf if model_conf is not None else 0.25
             self.operating_point = "model" if model_conf is not None else "default 0.25"
@@ -261,9 +225,9 @@ class Predictor:
             self.operating_point = "given"
         self.postprocess_config = replace(self.postprocess_config, score_threshold=conf)
         #: The µm/px the model was trained at (None: not recorded).
-        self.model_um_per_px = model_scale
+        self.model_um_per_px = deployment.um_per_px
         #: The median sperm box (long side, px) of its training frames (None: not recorded).
-        self.model_head_box_px = model_head
+        self.model_head_box_px = deployment.head_box_px
         self._size_warned = False
         self._fixed_size = size is not None
         self.scale_factor: float | None = None
@@ -271,7 +235,7 @@ class Predictor:
             self.set_scale(um_per_px)
         self.rescorer = None
         if rescorer is not None:
-            from active.inference.rescore import Rescorer
+            from active.models.rescore import Rescorer
 
             self.rescorer = Rescorer.load(rescorer)
             self.rescorer.check_classes(self.names, self.weights)
@@ -372,13 +336,11 @@ class Predictor:
         t0 = time.perf_counter()
         batch, metas = letterbox_batch(frames, self._input_for(frames[0].shape))
         t1 = time.perf_counter()
-        if self.tta or self.rescorer is not None or self.backend.name != "onnx":
-            import torch
-
-            from active.inference.postprocess import Detections, postprocess
-            from active.inference.tta import tta_candidates, tta_detect
-
-            anchors = torch.as_tensor(self.spec.anchors, dtype=torch.float32)
+        onnx = self.backend.name == "onnx"
+        if self.tta:
+            from active.models.tta import tta_candidates, tta_detect
+        elif not onnx:
+            from active.models.postprocess import postprocess
         if self.tta and getattr(self.backend, "returns_detections", False):  # Ultralytics
             cfg = replace(self.postprocess_config, nms=self.backend.nms or
                           self.postprocess_config.nms)
@@ -388,11 +350,10 @@ class Predictor:
             dets = self.backend.detect(batch, self.postprocess_config)
             t2 = time.perf_counter()
         elif self.tta:  # network and fusion are interleaved: all of it counts as inference
-            dets = tta_detect(self.backend, batch, anchors, self.spec.strides,
+            dets = tta_detect(self.backend, batch, self.spec.anchors, self.spec.strides,
                               self.spec.coder, self.postprocess_config)
             t2 = time.perf_counter()
-        elif self.backend.name == "onnx" and self.rescorer is None:
-            # numpy end to end (active.inference.postprocess_np, equal to the torch path)
+        elif onnx:  # numpy end to end (active.inference.postprocess_np, equal to the torch path)
             raw_np = self.backend.run(batch)
             t2 = time.perf_counter()
             dets = [_NumpyDetections(*d) for d in postprocess_np(
@@ -401,14 +362,14 @@ class Predictor:
         else:
             raw = self.backend(batch)
             t2 = time.perf_counter()
-            dets = postprocess([r.cpu() for r in raw], anchors, self.spec.strides,
+            dets = postprocess([r.cpu() for r in raw], self.spec.anchors, self.spec.strides,
                                self.spec.coder, self.postprocess_config)
         results = []
         for i, (d, meta) in enumerate(zip(dets, metas, strict=True)):
             boxes = meta.undo(_as_numpy(d.boxes)).astype(np.float32)
             if self.rescorer is not None:  # in frame pixels: its crops come from the frame
-                d = self.rescorer(frames[i], Detections(torch.from_numpy(boxes), d.scores,
-                                                        d.classes), self.conf)
+                d = self.rescorer(frames[i], _NumpyDetections(boxes, d.scores, d.classes),
+                                  self.conf)
                 boxes = d.boxes.numpy()
             results.append(Results(boxes, _as_numpy(d.scores).astype(np.float32),
                                    _as_numpy(d.classes).astype(np.int64), self.names,

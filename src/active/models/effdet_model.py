@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from active.inference.postprocess import Detections, PostProcessConfig, finish_detections
 from active.models.external import ExternalDetector
+from active.models.postprocess import Detections, PostProcessConfig, finish_detections
 
 EFFDET_MODELS = ("efficientdet-d2",)
 ANCHOR_SCALE = 1.5

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from active.models.detector import build_model
+from active.models.build import build_model
 from active.models.variants import ModelConfig
 
 

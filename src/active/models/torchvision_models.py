@@ -4,7 +4,7 @@ without any downloaded weights and adapted to 10-30 px objects.
 
 :class:`TorchvisionDetector` speaks the interface the trainer, the evaluator and the predictor
 use for every model here: ``forward(images, targets)`` returns the loss parts in training,
-:meth:`detect` returns :class:`~active.inference.postprocess.Detections` in input pixels, and
+:meth:`detect` returns :class:`~active.models.postprocess.Detections` in input pixels, and
 the checkpoint holds a :class:`~active.models.variants.ModelConfig` (``variant: faster-rcnn`` or
 ``ssd``) that rebuilds it. What is torchvision's own: the networks, the losses (RPN + ROI heads;
 SSD's multibox loss), the RPN's proposals and plain-IoU NMS (not DIoU-NMS). The final
@@ -32,13 +32,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from active.inference.postprocess import (
+from active.models.external import ExternalDetector
+from active.models.postprocess import (
     Detections,
     PostProcessConfig,
     candidates,
     finish_detections,
 )
-from active.models.external import ExternalDetector
 
 TORCHVISION_MODELS = ("faster-rcnn", "ssd")
 

@@ -19,7 +19,7 @@ rest: the one-stage head, its loss and its anchors are unchanged and act as the 
   lacks, lies outside its box.
 - Detections: every proposal becomes one candidate row (the box of its most probable class, an
   objectness of 1, the softmax probability of each class), then the usual one-class-per-box
-  thresholding, DIoU-NMS and merging of :mod:`active.inference.postprocess`, so the second
+  thresholding, DIoU-NMS and merging of :mod:`active.models.postprocess`, so the second
   stage's probability is the score. Flip TTA fuses these rows like any other model's.
 
 The model is not exported to ONNX (RoIAlign and the data-dependent proposal count would need a
@@ -34,15 +34,15 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import clip_boxes_to_image, nms
 
-from active.inference.postprocess import (
+from active.models.coder import BoxCoder, decode_outputs
+from active.models.detector import Detector
+from active.models.layers import ConvBNAct
+from active.models.postprocess import (
     Detections,
     PostProcessConfig,
     candidates,
     finish_detections,
 )
-from active.models.coder import BoxCoder, decode_outputs
-from active.models.detector import Detector
-from active.models.layers import ConvBNAct
 from active.models.torchvision_models import targets_to_torchvision
 
 PRE_NMS = 1000  # first-stage candidates per image that enter the proposal NMS
@@ -105,7 +105,7 @@ class TwoStageDetector(Detector):
     the evaluator, the predictor and flip TTA use (``returns_detections``).
 
     ``coder`` must be the box coder the first stage trains with (``LossConfig.coder()``); the
-    trainer and :func:`~active.training.checkpoint.load_model` set it.
+    trainer and :func:`~active.models.checkpoint.load_model` set it.
     """
 
     returns_detections = True

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from active.inference.postprocess import Detections, PostProcessConfig, finish_detections
 from active.models.external import ExternalDetector
+from active.models.postprocess import Detections, PostProcessConfig, finish_detections
 
 ULTRALYTICS_MODELS = {"yolov8n": "yolov8n.yaml", "yolo11n": "yolo11n.yaml"}
 LOSS_GAINS = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5)  # Ultralytics' defaults
@@ -99,7 +99,7 @@ class UltralyticsDetector(ExternalDetector):
         """The network's candidates before NMS, one ``(N, 5 + nc)`` tensor per image in the rows
         of :func:`~active.models.coder.decode_outputs`: pixel xyxy (clipped to the input), an
         objectness of 1 (the network has none: its class scores are the scores), class scores.
-        This is what flip TTA (:mod:`active.inference.tta`) fuses."""
+        This is what flip TTA (:mod:`active.models.tta`) fuses."""
         from torchvision.ops import box_convert, clip_boxes_to_image
 
         was_training = self.training

@@ -2,7 +2,7 @@
 
 A variant names its CCFPN stages and whether SPP sits on the stride-32 feature; a scale multiplies
 the paper-size depths and widths (YOLOv5/YOLOX style). :class:`ModelConfig` is everything
-:func:`active.models.detector.build_model` needs, and round-trips through a JSON-friendly dict.
+:func:`active.models.build.build_model` needs, and round-trips through a JSON-friendly dict.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ EXTERNAL: dict[str, Variant] = {**TORCHVISION, **EFFDET, **ULTRALYTICS}
 
 
 def supports_tta(variant: str) -> bool:
-    """Whether flip TTA (:mod:`active.inference.tta`) can run on a model: it needs the candidates
+    """Whether flip TTA (:mod:`active.models.tta`) can run on a model: it needs the candidates
     before NMS, which ACTIVE, YOLOv3/v4, the torchvision models and the Ultralytics networks give
     (``candidate_rows`` for the external ones) and EfficientDet (NMS inside ``effdet``) does not."""
     return variant.lower() not in EFFDET

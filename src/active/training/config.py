@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from active.data.transforms import AugmentConfig
-from active.inference.postprocess import PostProcessConfig
+from active.models.postprocess_config import PostProcessConfig
 from active.models.variants import ModelConfig
 from active.training.loss import LossConfig
 from active.utils.config import apply_overrides, from_dict, to_dict

@@ -1,5 +1,5 @@
 """One training epoch and one evaluation pass: plain functions, like the reference loops of
-DETR and torchvision."""
+DETR and torchvision (the prediction itself is :func:`active.models.predict.predict_records`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from active.data.ap import ClassAP, evaluate_ap
 from active.data.record import FrameRecord
-from active.evaluation.ap import ClassAP, ImageResult, evaluate_ap
-from active.inference.postprocess import PostProcessConfig
-from active.inference.predict import predict_batch
 from active.models.coder import BoxCoder
+from active.models.postprocess_config import PostProcessConfig
+from active.models.predict import predict_records
 
 
 class ModelEMA:
@@ -125,23 +125,6 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, loader: Iterable,
         if on_step is not None:
             on_step(step, values)
     return {k: v / max(steps, 1) for k, v in sums.items()}
-
-
-@torch.no_grad()
-def predict_records(model: nn.Module, records: Sequence[FrameRecord], imgsz: tuple[int, int],
-                    coder: BoxCoder, cfg: PostProcessConfig, device: torch.device,
-                    batch_size: int = 8, tta: bool = False) -> list[ImageResult]:
-    """Detections and ground truth of every record, in original frame pixels (``tta``: flip
-    test-time augmentation)."""
-    model.eval()
-    results = []
-    for start in range(0, len(records), batch_size):
-        chunk = records[start:start + batch_size]
-        dets = predict_batch(model, [r.image for r in chunk], imgsz, coder, cfg, device, tta)
-        for rec, d in zip(chunk, dets, strict=True):
-            results.append(ImageResult(rec.boxes, rec.labels, d.boxes.numpy(), d.scores.numpy(),
-                                       d.classes.numpy()))
-    return results
 
 
 def evaluate(model: nn.Module, records: Sequence[FrameRecord], imgsz: tuple[int, int],

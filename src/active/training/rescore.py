@@ -1,11 +1,11 @@
-"""Train a :class:`~active.inference.rescore.Rescorer` on a trained detector's candidates.
+"""Train a :class:`~active.models.rescore.Rescorer` on a trained detector's candidates.
 
 1. The detector runs on the split's training frames (score >= ``min_score``, the evaluation
    post-processing otherwise). A candidate overlapping a true box with IoU >= ``pos_iou`` is a
    positive of that box's class; one whose best IoU is < ``neg_iou`` is background; the ones in
    between are left out. ``jitter`` copies of every true box (centre and size moved by ~10 %) add
    positives the detector may have ranked low.
-2. :class:`~active.inference.rescore.CropNet` learns background / classes from the crops with
+2. :class:`~active.models.rescore.CropNet` learns background / classes from the crops with
    cross-entropy (class weights: the square root of the inverse frequency), Adam with a one-cycle
    schedule, flips, 90-degree turns and a brightness gain as augmentation.
 3. The score mixing weight is picked on the validation frames from ``weights`` (0 keeps the
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from active.data.ap import ClassAP, ImageResult, evaluate_ap
 from active.data.record import FrameRecord
-from active.evaluation.ap import ClassAP, ImageResult, evaluate_ap
-from active.inference.rescore import CropNet, Rescorer, crop_boxes, mixed_results
+from active.models.rescore import CropNet, Rescorer, crop_boxes, mixed_results
 
 
 @dataclass
@@ -130,10 +130,9 @@ def fit_rescorer(weights: str | Path, data: str | Path, split: str | Path, fold:
     from active.data.classes import DEFAULT_CLASSES
     from active.data.dataset import load_dataset
     from active.data.splits import SplitPlan, apply_fold
-    from active.inference.postprocess import PostProcessConfig
-    from active.training.checkpoint import load_model
-    from active.training.engine import predict_records
-    from active.training.loss import LossConfig
+    from active.models.checkpoint import checkpoint_coder, load_model
+    from active.models.postprocess_config import PostProcessConfig
+    from active.models.predict import predict_records
     from active.training.trainer import fitness, resolve_device
 
     cfg = cfg or RescoreConfig()
@@ -144,7 +143,7 @@ def fit_rescorer(weights: str | Path, data: str | Path, split: str | Path, fold:
     parts = apply_fold(records, SplitPlan.load(split).folds[fold], Path(split))
     if not parts["train"]:
         raise ValueError(f"{split}: fold {fold} has no training frames")
-    coder = LossConfig.from_dict(ckpt.get("loss_config") or {}).coder()
+    coder = checkpoint_coder(ckpt)
     post = PostProcessConfig.for_evaluation(merge=merge)
     size = tuple(model.config.imgsz)
     names = tuple(model.class_names)

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from active.data.ap import ClassAP, mean_ap
 from active.data.record import FrameRecord
-from active.evaluation.ap import ClassAP, mean_ap
+from active.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from active.models.device import pick_device
 from active.training import distributed as ddp
-from active.training.checkpoint import read_checkpoint, save_checkpoint
 from active.training.config import TrainConfig
 from active.training.data import DetectionDataset, collate
 from active.training.engine import ModelEMA, evaluate, precision_warning, train_one_epoch
@@ -31,8 +32,6 @@ LOG_FIELDS = ("epoch", "stage", "lr", "box", "obj", "cls", "total", "val_ap50_sp
 
 def resolve_device(name: str) -> torch.device:
     """The device ``name`` names; one this machine lacks is a UsageError naming --device."""
-    from active.inference.backends import pick_device
-
     return pick_device(name)
 
 
@@ -109,8 +108,7 @@ class Run:
 
 
 def build_model_for(cfg: TrainConfig, train: list[FrameRecord], run: Run) -> torch.nn.Module:
-    from active.models.detector import build_model
-    from active.training.checkpoint import load_model
+    from active.models.build import build_model
 
     mcfg = cfg.model
     if run.resume_state is not None:

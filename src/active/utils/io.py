@@ -1,9 +1,11 @@
-"""Atomic file writes: a reader never sees a half-written file, an interrupted run leaves none."""
+"""Atomic file writes (a reader never sees a half-written file, an interrupted run leaves none)
+and a file's SHA-256 (how an export, a profile and a report name the exact model file)."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -50,6 +52,15 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
     """Open a temporary file beside ``path`` for writing; rename it onto ``path`` on success."""
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as 64 hex digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:

@@ -1,7 +1,7 @@
 """Model ensembles: several trained detectors look at the same frames and their boxes are fused.
 
 Each member gives its candidates before NMS (for each flip of the frame when flip TTA is on);
-all of them go through :func:`~active.inference.tta.fuse_views`, the fusion flip TTA uses: NMS
+all of them go through :func:`~active.models.tta.fuse_views`, the fusion flip TTA uses: NMS
 on the pooled candidates picks the objects, a kept box becomes the score-weighted mean of the
 candidates it suppressed, and its score the *mean over the views* (members x flips) of each
 view's best score in it. An object that every member finds keeps its score; a blob that one
@@ -26,9 +26,10 @@ import torch
 from torch import Tensor, nn
 
 from active.errors import UsageError
-from active.inference.postprocess import Detections, PostProcessConfig, decode_candidates
-from active.inference.tta import FLIPS, flip_batch, fuse_views, unflip_rows
+from active.models.checkpoint import checkpoint_coder, load_model
 from active.models.coder import BoxCoder, decode_outputs
+from active.models.postprocess import Detections, PostProcessConfig, decode_candidates
+from active.models.tta import FLIPS, flip_batch, fuse_views, unflip_rows
 
 
 class Ensemble(nn.Module):
@@ -42,7 +43,7 @@ class Ensemble(nn.Module):
         coders: each member's box coder (from its checkpoint's loss config; ignored for members
             with ``candidate_rows``).
         sources: a name per member for error messages (e.g. the checkpoint paths).
-        tta: also fuse each member's four flipped views (:mod:`active.inference.tta`).
+        tta: also fuse each member's four flipped views (:mod:`active.models.tta`).
     """
 
     returns_detections = True
@@ -131,13 +132,10 @@ class Ensemble(nn.Module):
 def load_ensemble(weights: Sequence[str | Path], device: str | torch.device = "cpu",
                   tta: bool = False) -> tuple[Ensemble, dict]:
     """Load checkpoints into an :class:`Ensemble`; returns it and the first checkpoint's data."""
-    from active.training.checkpoint import load_model
-    from active.training.loss import LossConfig
-
     members, coders, first = [], [], None
     for w in weights:
         model, data = load_model(w, device)
         members.append(model)
-        coders.append(LossConfig.from_dict(data.get("loss_config") or {}).coder())
+        coders.append(checkpoint_coder(data))
         first = first or data
     return Ensemble(members, coders, [str(w) for w in weights], tta=tta).to(device), first

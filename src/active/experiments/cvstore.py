@@ -1,7 +1,7 @@
 """The shared state of a cross-validation experiment folder: ``results.json`` (one entry per
 finished (model, fold), merged under a file lock so that several processes can add at once) and
 the claim files by which those processes divide the (model, fold) pairs (see
-:mod:`active.evaluation.crossval`)."""
+:mod:`active.experiments.crossval`)."""
 
 from __future__ import annotations
 

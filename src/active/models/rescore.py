@@ -26,9 +26,11 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from active.data.ap import ImageResult
 from active.errors import CheckpointError
-from active.evaluation.ap import ImageResult
-from active.inference.postprocess import Detections
+from active.models.checkpoint import load_file
+from active.models.postprocess import Detections
+from active.utils.io import atomic_path
 
 FORMAT = "active-rescorer"
 VERSION = 1
@@ -119,7 +121,8 @@ class Rescorer:
     def __call__(self, image: np.ndarray, det: Detections, score_threshold: float = 0.0
                  ) -> Detections:
         """The detections of one frame (pixel coordinates of ``image``) rescored, re-sorted and
-        cut at ``score_threshold``."""
+        cut at ``score_threshold``; ``det``'s arrays may be tensors or numpy (the ONNX path)."""
+        det = Detections(*(torch.as_tensor(a) for a in (det.boxes, det.scores, det.classes)))
         if len(det) == 0:
             return det
         p = self.background_prob(image, det.boxes).to(det.scores.dtype)
@@ -130,8 +133,6 @@ class Rescorer:
 
     def save(self, path: str | Path) -> None:
         """Write the rescorer atomically (plain data and tensors only)."""
-        from active.utils.io import atomic_path
-
         payload = {"format": FORMAT, "version": VERSION, "class_names": list(self.class_names),
                    "num_classes": self.net.num_classes, "width": self.net.width,
                    "crop": self.crop, "context": self.context, "weight": self.weight,
@@ -144,8 +145,6 @@ class Rescorer:
     def load(cls, path: str | Path) -> Rescorer:
         """Read a rescorer file; a missing, corrupt, foreign or newer file is a CheckpointError
         naming it."""
-        from active.training.checkpoint import load_file
-
         path = Path(path)
         data = load_file(path, "rescorer")
         if not isinstance(data, dict) or data.get("format") != FORMAT:

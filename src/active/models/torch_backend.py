@@ -1,5 +1,6 @@
-"""The PyTorch backend: a Detector in eval mode on a device (imported only when it is used, so
-the ONNX path stays free of PyTorch)."""
+"""The PyTorch backend of :class:`active.inference.predictor.Predictor`: a Detector in eval mode on
+a device. The predictor imports it only when a checkpoint runs in PyTorch, so the ONNX path stays
+free of PyTorch; its ONNX Runtime twin is :class:`active.inference.backends.OnnxBackend`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from active.inference.backends import pick_device
+from active.models.device import pick_device
 
 
 class TorchBackend:

@@ -14,7 +14,7 @@ output folder holds::
 With several training seeds (``run_cv(seeds=...)``) every model is trained once per seed (the
 config's seed keeps the plain folder name, another seed ``s`` goes to ``<model>-seed<s>/``), and a
 row ``<model>-<n>seeds`` evaluates the runs of each fold fused into one
-:class:`~active.inference.ensemble.Ensemble` (its reports in ``<model>-<n>seeds/fold<i>/test``).
+:class:`~active.models.ensemble.Ensemble` (its reports in ``<model>-<n>seeds/fold<i>/test``).
 
 A rerun skips the (model, fold) pairs that have a results entry and resumes a run that has a
 ``last.pt``, so an interrupted experiment continues where it stopped.
@@ -26,8 +26,8 @@ exclusively and skips the pairs others have taken, and ``results.json`` is updat
 pairs go fold by fold (every model's fold 0, then fold 1, ...), so a stopped experiment has
 compared every model on the same folds.
 
-The rows, their results and the tables are :mod:`active.evaluation.cvtable` (re-exported here);
-``results.json`` and the claims are :mod:`active.evaluation.cvstore`.
+The rows, their results and the tables are :mod:`active.experiments.cvtable` (re-exported here);
+``results.json`` and the claims are :mod:`active.experiments.cvstore`.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from active.data.classes import ClassMap
 from active.data.splits import SplitPlan, kfold_split
 from active.errors import DataError
 from active.evaluation import report
-from active.evaluation.cvstore import FoldResult, ResultStore, claim, fingerprint
-from active.evaluation.cvtable import (  # noqa: F401 (re-exported: the results and tables)
+from active.experiments.cvstore import FoldResult, ResultStore, claim, fingerprint
+from active.experiments.cvtable import (  # noqa: F401 (re-exported: the results and tables)
     ABLATION_BRANCHES,
     BOTH,
     ClassSummary,
@@ -95,11 +95,11 @@ def run_cv(cfg: TrainConfig, variants: Sequence[str] | None = None, folds: int =
             table reports every fold that has results, and finished folds of the other folds are
             still evaluated again when the evaluation settings changed (or for ``tta``).
         tta: also evaluate each fold's weights with flip test-time augmentation
-            (:mod:`active.inference.tta`); the table gets a "+ flip TTA" row per model. Folds
+            (:mod:`active.models.tta`); the table gets a "+ flip TTA" row per model. Folds
             trained before are evaluated again, not retrained.
         seeds: train every model once per training seed (default: ``cfg.seed`` only) and, with
             two or more, add a row of each fold's runs fused
-            (:class:`~active.inference.ensemble.Ensemble`), evaluated as soon as every seed of
+            (:class:`~active.models.ensemble.Ensemble`), evaluated as soon as every seed of
             the fold is trained. Runs of ``cfg.seed`` are the plain rows, so seeds can be added
             to a finished experiment.
     """

@@ -6,6 +6,10 @@ best-overlapping such box), else a false positive. AP is the area under the prec
 with VOC's all-point interpolation. pycocotools is used beside it as a cross-check
 (:mod:`active.evaluation.coco_eval`); it interpolates at 101 recall points and caps detections per
 image, which is why this small evaluator exists: the paper's AP50 is the VOC one.
+
+It sits in the data layer, beside the ground truth it scores against (as DETR keeps its COCO
+evaluator in ``datasets/``), because the training loop's validation, the rescorer's training and
+evaluation all use it, and training may not import :mod:`active.evaluation`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """Export a checkpoint: to ONNX (dynamic batch axis, ACTIVE metadata) or to a stripped
-checkpoint (weights and what rebuilds the model, no training state) for shipping."""
+checkpoint (weights and what rebuilds the model, no training state) for shipping.
+
+The ONNX file holds exactly the network (raw per-level outputs) and, in its metadata, what
+decoding and DIoU-NMS need (:class:`~active.models.spec.ModelSpec`) and what the checkpoint records
+for its users (:class:`~active.models.spec.Deployment`), so that
+:class:`~active.inference.predictor.Predictor` runs it in ONNX Runtime without PyTorch."""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from typing import Any
 
 import torch
 
-from active.inference.backends import ModelSpec
-from active.utils.io import atomic_path
+from active.errors import UsageError
+from active.models.checkpoint import checkpoint_spec, load_model, read_checkpoint
+from active.models.spec import Deployment, ModelSpec
+from active.utils.io import atomic_path, file_sha256
 
 
 def onnx_bytes(model: torch.nn.Module, spec: ModelSpec, opset: int = 18,
@@ -22,8 +29,6 @@ def onnx_bytes(model: torch.nn.Module, spec: ModelSpec, opset: int = 18,
 
     import onnx
     from torch.export import Dim
-
-    from active.errors import UsageError
 
     if getattr(model.config, "second_stage", False):
         raise UsageError(f"{model.config.variant} with a second stage does not export to ONNX "
@@ -54,22 +59,22 @@ def onnx_bytes(model: torch.nn.Module, spec: ModelSpec, opset: int = 18,
 def export_onnx(weights: str | Path, path: str | Path | None = None, opset: int = 18,
                 imgsz: tuple[int, int] | None = None) -> Path:
     """Export checkpoint ``weights`` to ONNX at ``path`` (default: beside it, ``.onnx``),
-    atomically; the checkpoint's SHA-256 goes into the metadata (see ``onnx_twin``)."""
-    from active.inference.predictor import Predictor, file_sha256
-
+    atomically; the checkpoint's SHA-256 goes into the metadata (see
+    :func:`~active.inference.predictor.onnx_twin`), and so do its counting operating point and
+    training scale when it records them."""
     weights = Path(weights)
+    if weights.suffix == ".onnx":
+        raise UsageError(f"{weights}: already an ONNX file; export a checkpoint (.pt)")
+    if imgsz is not None and (len(imgsz) != 2 or any(v <= 0 or v % 32 for v in imgsz)):
+        raise UsageError(f"imgsz must be (height, width) multiples of 32, got {imgsz}")
     path = Path(path) if path is not None else weights.with_suffix(".onnx")
-    pred = Predictor(weights, backend="torch", device="cpu", imgsz=imgsz)
-    extra = {"checkpoint_sha256": file_sha256(weights), "checkpoint": weights.name}
-    if pred.operating_point == "model":  # the counting threshold travels with the network
-        extra["score_threshold"] = repr(pred.conf)
-    if pred.model_um_per_px is not None:  # and so does the scale it was trained at
-        extra["um_per_px"] = repr(pred.model_um_per_px)
-    if pred.model_head_box_px is not None:
-        extra["head_box_px"] = repr(pred.model_head_box_px)
-    data = onnx_bytes(pred.backend.model, pred.spec, opset, extra)
+    model, data = load_model(weights)
+    spec = checkpoint_spec(model, data, tuple(imgsz) if imgsz is not None else None)
+    extra = {"checkpoint_sha256": file_sha256(weights), "checkpoint": weights.name,
+             **Deployment.from_checkpoint(data).metadata()}
+    proto = onnx_bytes(model, spec, opset, extra)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        tmp.write_bytes(proto)
     return path
 
 
@@ -77,8 +82,6 @@ def export_stripped(src: str | Path, path: str | Path, extra_meta: dict[str, Any
                     ) -> Path:
     """Copy a checkpoint without its training state (optimizer, raw weights, RNG): what a
     released model needs. ``extra_meta`` (e.g. the evaluation it was scored by) joins ``meta``."""
-    from active.training.checkpoint import read_checkpoint
-
     data = read_checkpoint(src)
     data.pop("train_state", None)
     meta = dict(data.get("meta") or {})

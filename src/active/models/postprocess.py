@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import batched_nms, box_convert, box_iou, distance_box_iou
 
-from active.inference.postprocess_config import PostProcessConfig
 from active.models.coder import BoxCoder, decode_outputs
+from active.models.postprocess_config import PostProcessConfig
 
 # Candidates up to which diou_nms builds the full DIoU matrix (above: one row per kept box).
 _MATRIX_MAX = 1024

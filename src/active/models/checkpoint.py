@@ -1,6 +1,13 @@
-"""Checkpoints: weights, the configs that rebuild the model, anchors, class names, a format
-version and (for ``--resume``) the training state. Written atomically; read with
-``torch.load(weights_only=True)``, so loading never executes pickled code."""
+"""The checkpoint format: weights, the configs that rebuild the model, anchors, class names, a
+format version and (for ``--resume``) the training state. Written atomically; read with
+``torch.load(weights_only=True)``, so loading never executes pickled code. Every value in a file
+is a tensor or plain data (dicts, lists, strings, numbers), never a pickled class, so moving or
+renaming a class never breaks loading an older file.
+
+The format belongs to the model layer so that inference loads a checkpoint without importing
+training code: the training config is stored as plain data (``loss_config``) and only the box
+coder is read back from it here (:func:`checkpoint_coder`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,10 @@ from typing import Any
 import torch
 
 from active.errors import CheckpointError
+from active.models.build import build_model
+from active.models.coder import BoxCoder
+from active.models.spec import ModelSpec
+from active.models.variants import ModelConfig
 from active.utils.io import atomic_path
 
 FORMAT = "active-checkpoint"
@@ -96,19 +107,43 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module,
                                                                                dict[str, Any]]:
     """Rebuild the model a checkpoint describes and load its weights; returns (model, data)."""
-    from active.models.detector import build_model
-    from active.models.variants import ModelConfig
-
     data = read_checkpoint(path)
     try:
         cfg = ModelConfig.from_dict(data["model_config"])
         model = build_model(cfg)
         model.load_state_dict(data["model"])
+        coder = checkpoint_coder(data)  # a bad loss_config is said here, naming the file
         if cfg.second_stage:  # its proposals decode with the coder it trained with
-            from active.training.loss import LossConfig
-
-            model.coder = LossConfig.from_dict(data.get("loss_config") or {}).coder()
+            model.coder = coder
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(path, f"incompatible checkpoint: {str(exc).splitlines()[0][:300]}"
                               ) from None
     return model.to(device).eval(), data
+
+
+def checkpoint_coder(data: dict[str, Any]) -> BoxCoder:
+    """The box coder the checkpoint's model was trained with (post-processing must decode with
+    the same one): ``decode`` and ``scale_xy`` of its stored ``loss_config``, which is what
+    ``LossConfig.coder()`` builds; a missing key takes LossConfig's default (``"bounded"``,
+    1.0), as ``LossConfig.from_dict`` would. Read here, as plain data, so that inference needs
+    no training code to load a model."""
+    loss = data.get("loss_config") or {}
+    if not isinstance(loss, dict):
+        raise ValueError(f"loss_config is a {type(loss).__name__}, not a mapping")
+    return BoxCoder(mode=loss.get("decode", "bounded"), scale_xy=loss.get("scale_xy", 1.0))
+
+
+def checkpoint_spec(model: torch.nn.Module, data: dict[str, Any],
+                    imgsz: tuple[int, int] | None = None, members: int = 1) -> ModelSpec:
+    """The :class:`ModelSpec` of a model loaded from checkpoint ``data`` (``imgsz``: the input
+    size to run at, default the trained one; ``members``: the size of an ensemble it heads)."""
+    cfg = model.config
+    return ModelSpec(
+        names=tuple(data["class_names"]),
+        imgsz=imgsz or tuple(cfg.imgsz),
+        anchors=model.anchors.detach().clone(),
+        strides=tuple(model.strides),
+        coder=checkpoint_coder(data),
+        description=f"{cfg.variant}/{cfg.scale}" + (" + second stage" if cfg.second_stage else "")
+        + (f", ensemble of {members}" if members > 1 else ""),
+    )

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from active.inference.postprocess import (
+from active.models.coder import BoxCoder, decode_outputs
+from active.models.postprocess import (
     Detections,
     PostProcessConfig,
     candidates,
@@ -32,7 +33,6 @@ from active.inference.postprocess import (
     merge_suppressed,
     suppress,
 )
-from active.models.coder import BoxCoder, decode_outputs
 
 #: The views: tensor dims of a ``(B, 3, H, W)`` batch to mirror (none, left-right, up-down, both).
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
@@ -65,7 +65,7 @@ def fuse_views(views: Sequence[Tensor], cfg: PostProcessConfig) -> Detections:
 
     NMS on all views' candidates (``cfg.pre_nms_topk`` per view) picks the objects; every
     candidate joins the cluster of the survivor that suppressed it
-    (:func:`~active.inference.postprocess.merge_suppressed`), so a box the NMS kept apart from an
+    (:func:`~active.models.postprocess.merge_suppressed`), so a box the NMS kept apart from an
     object never borrows that object's score. A cluster's box is the score-weighted mean of its
     candidates, its score the mean over the views of each view's best score in it, so the
     result is ranked by agreement between the views. ``cfg.merge`` does not matter here: fusing
@@ -89,15 +89,17 @@ def fuse_views(views: Sequence[Tensor], cfg: PostProcessConfig) -> Detections:
 RawRunner = Callable[[np.ndarray | Tensor], Sequence[Tensor]]
 
 
-def tta_detect(run: RawRunner, batch: np.ndarray | Tensor, anchors: Tensor,
+def tta_detect(run: RawRunner, batch: np.ndarray | Tensor, anchors: Tensor | np.ndarray,
                strides: Sequence[int], coder: BoxCoder, cfg: PostProcessConfig,
                flips: Sequence[tuple[int, ...]] = FLIPS) -> list[Detections]:
     """Flip TTA around a network ``run`` that maps a ``(B, 3, H, W)`` batch to its raw per-level
-    head outputs (a PyTorch module or an inference backend): one :class:`Detections` per image,
-    boxes in the (unmirrored) network input."""
+    head outputs (a PyTorch module or an inference backend; ONNX Runtime's numpy outputs are
+    taken as they are): one :class:`Detections` per image, boxes in the (unmirrored) network
+    input."""
+    anchors = torch.as_tensor(anchors, dtype=torch.float32)
 
     def decoded(x: np.ndarray | Tensor) -> Sequence[Tensor]:
-        raw = [r.float().cpu() for r in run(x)]
+        raw = [torch.as_tensor(r).float().cpu() for r in run(x)]
         if cfg.score_threshold > 0:
             return decode_candidates(raw, anchors, strides, coder, cfg.score_threshold)
         return list(decode_outputs(raw, anchors, strides, coder))

@@ -1,7 +1,7 @@
 """What a cross-validation experiment holds and how it is tabled: the rows (:class:`ModelSpec`),
 every row's per-fold test AP50 (:class:`CVResult`, with mean ± std and paired differences) and
 the Markdown of the paper's Table I and Table II. Running the experiment is
-:mod:`active.evaluation.crossval`."""
+:mod:`active.experiments.crossval`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from active.data.splits import SplitPlan
-from active.evaluation.cvstore import FoldResult
+from active.experiments.cvstore import FoldResult
 
 BOTH = ("b1", "b2")
 ABLATION_BRANCHES: tuple[tuple[str, ...], ...] = (("b1",), ("b2",), BOTH)
