@@ -36,3 +36,16 @@ class CheckpointError(ActiveError, ValueError):
 class UsageError(ActiveError, ValueError):
     """An argument that cannot work (an unknown backend, an input size that is not a multiple
     of the stride, ...)."""
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for a record of a failed job (the batch catalogue, the web page): ACTIVE's own
+    message for a known failure (it names the file), else the exception's type and message and
+    where it was raised, for a bug report."""
+    import traceback
+
+    if isinstance(exc, ActiveError | OSError):
+        return str(exc) or type(exc).__name__
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    at = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
+    return f"{type(exc).__name__}: {exc}{at}"

@@ -14,7 +14,6 @@ import os
 import socket
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from active.analysis.run import (
 )
 from active.analysis.sample import VideoAnalysis
 from active.batch.catalogue import now
-from active.errors import ActiveError
+from active.errors import describe_failure
 
 PLUGIN = "active-model-cache"
 
@@ -84,16 +83,6 @@ def _worker_cache() -> ModelCache:
     return get_worker().plugins[PLUGIN]  # type: ignore[return-value]
 
 
-def _describe(exc: BaseException) -> str:
-    """One line for the catalogue: ACTIVE's own message for a known failure (it names the file),
-    else the exception type, message and where it was raised (a bug to report)."""
-    if isinstance(exc, ActiveError | OSError):
-        return str(exc) or type(exc).__name__
-    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    at = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
-    return f"{type(exc).__name__}: {exc}{at}"
-
-
 def analyze_task(task: Task) -> Outcome:
     """Analyse one video on this worker (module docstring)."""
     started, t0 = now(), time.perf_counter()
@@ -111,7 +100,7 @@ def analyze_task(task: Task) -> Outcome:
         if meta.get("checkpoint_sha256"):  # the checkpoint an ONNX file was exported from
             model["checkpoint_sha256"] = meta["checkpoint_sha256"]
     except Exception as exc:  # recorded in the catalogue; the batch goes on
-        return Outcome(task.key, "failed", error=_describe(exc), worker=who, started_at=started,
-                       finished_at=now(), seconds=time.perf_counter() - t0)
+        return Outcome(task.key, "failed", error=describe_failure(exc), worker=who,
+                       started_at=started, finished_at=now(), seconds=time.perf_counter() - t0)
     return Outcome(task.key, "done", va, model, None, who, started, now(),
                    time.perf_counter() - t0)

@@ -21,7 +21,6 @@ import shutil
 import signal
 import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +71,14 @@ class Progress:
 
 
 def describe(exc: BaseException) -> str:
-    """One line for the page: ACTIVE's own message for a known failure (it names the file),
-    else the exception's type and message and where it was raised (a bug to report)."""
-    from active.errors import ActiveError
+    """One line for the page (:func:`active.errors.describe_failure`); an unexpected exception
+    is marked as an internal error to report."""
+    from active.errors import ActiveError, describe_failure
 
+    line = describe_failure(exc)
     if isinstance(exc, ActiveError | OSError):
-        return str(exc) or type(exc).__name__
-    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    at = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
-    return f"internal error {type(exc).__name__}: {exc}{at} (please report it)"
+        return line
+    return f"internal error {line} (please report it)"
 
 
 def _options(spec: dict[str, Any], progress: Progress) -> Any:
