@@ -225,13 +225,12 @@ class _H264:
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = {"preset": "veryfast", "crf": "20"}
         self.stream.codec_context.thread_count = 2
+        self._frame = av.VideoFrame.from_ndarray  # kept: no import in the per-frame path
 
     def write(self, rgb: np.ndarray) -> None:
-        import av
-
         if any(self.pad):
             rgb = np.pad(rgb, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame = self._frame(np.ascontiguousarray(rgb), format="rgb24")
         self.container.mux(self.stream.encode(frame))
 
     def close(self) -> None:
