@@ -208,6 +208,10 @@ class _H264:
     edge-replicated pixel, never cropped. ``+faststart`` puts the index first so a page can start
     playing before the whole file has arrived. Two encoder threads: the pipeline around it has
     its own threads, and a third busy thread only slows a 2-core machine down.
+    ``tune=zerolatency`` (no look-ahead, no B-frames, sliced threads) keeps no queue of frames
+    inside the encoder: 22 MB less peak memory than the default tuning on a 698x528 video, and
+    at CRF 23 (x264's default quality) files as small as CRF 20 with the default tuning
+    (measured 2026-12-07, issue 31).
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
@@ -223,7 +227,7 @@ class _H264:
         self.stream = self.container.add_stream("libx264", rate=rate)
         self.stream.width, self.stream.height = w + self.pad[1], h + self.pad[0]
         self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"preset": "veryfast", "crf": "20"}
+        self.stream.options = {"preset": "veryfast", "tune": "zerolatency", "crf": "23"}
         self.stream.codec_context.thread_count = 2
         self._frame = av.VideoFrame.from_ndarray  # kept: no import in the per-frame path
 
