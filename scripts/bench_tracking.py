@@ -97,9 +97,13 @@ def synthetic_profile(seed: int, clips: int, frames: int, cache: Path) -> Any:
 def load_clip(seed: int, index: int, frames: int, cache: Path, predictor: list[Any],
               conf: float | None = None) -> Clip:
     """Render clip ``index`` and detect on it, or read both from the cache."""
+    from active.inference.predictor import bundled_weights
+    from active.utils.io import file_sha256
+
     cfg = replace(SynthConfig(), frames=frames)
-    key = hashlib.sha256(json.dumps([cfg.to_dict(), conf], sort_keys=True, default=str).encode()
-                         ).hexdigest()[:16]
+    model = file_sha256(bundled_weights(suffix=".onnx"))  # a new bundled model detects afresh
+    key = hashlib.sha256(json.dumps([cfg.to_dict(), conf, model], sort_keys=True,
+                                    default=str).encode()).hexdigest()[:16]
     name = f"BENCH_{seed}_{index:02d}"
     path = cache / f"{name}_{frames}f.npz"
     if path.is_file():

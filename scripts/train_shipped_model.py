@@ -4,7 +4,7 @@
 
 1. ``active synth`` and pre-training on the synthetic clips (``configs/shipped-pretrain.yaml``).
 2. Leave-one-video-out: for each video, the same fine-tuning recipe
-   (``configs/shipped-finetune.yaml``) on the other videos, scored on the held-out one: sperm
+   (``configs/shipped-finetune-plain.yaml``, 12,000 image passes) on the other videos, scored on the held-out one: sperm
    AP50, the count threshold that is unbiased there, count bias, precision and recall.
 3. The shipped model: the same recipe on every video. Its counting threshold is the mean of the
    folds' unbiased thresholds on their held-out videos (each fold's model never saw the video its
@@ -111,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/svia-sample")
     ap.add_argument("--out", type=Path, default=Path("runs/shipped"))
     ap.add_argument("--pretrain", type=Path, default=ROOT / "configs/shipped-pretrain.yaml")
-    ap.add_argument("--finetune", type=Path, default=ROOT / "configs/shipped-finetune.yaml")
-    ap.add_argument("--passes", type=int, default=6000, help="image passes per fine-tuning run")
+    ap.add_argument("--finetune", type=Path,
+                    default=ROOT / "configs/shipped-finetune-plain.yaml")
+    ap.add_argument("--passes", type=int, default=12000,
+                    help="image passes per fine-tuning run")
     ap.add_argument("--ship", type=Path, default=ROOT / "src/active/weights/active-i-n-svia.pt")
     ap.add_argument("--um-per-px", type=float, default=0.35, help="the training frames' µm/px")
     ap.add_argument("--results", type=Path, default=None, help="also copy the LOVO table here")
