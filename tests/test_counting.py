@@ -64,14 +64,19 @@ def test_profile_round_trip_and_bad_files(tmp_path: Path) -> None:
 
 
 def test_bundled_model_counts_at_its_operating_point() -> None:
-    """The bundled checkpoint and its ONNX twin carry the threshold fitted on the validation
-    video; it is the default, and --conf overrides it."""
+    """The bundled checkpoint and its ONNX twin carry the threshold chosen on the leave-one-video-
+    out folds (the mean of their unbiased thresholds), whose recorded count on every held-out
+    video is within the ±10 % a lab needs; it is the default, and --conf overrides it."""
     from active.inference.predictor import Predictor, bundled_weights
     from active.models.checkpoint import read_checkpoint
 
     op = read_checkpoint(bundled_weights())["meta"]["operating_point"]
     assert 0.05 < op["score_threshold"] < 0.95
-    assert op["count_at_threshold"]["bias_pct"] == pytest.approx(0, abs=1.0)
+    folds = op["folds"]
+    assert len(folds) >= 2 and len({f["video"] for f in folds}) == len(folds)
+    mean = sum(f["unbiased_threshold"] for f in folds) / len(folds)
+    assert op["score_threshold"] == pytest.approx(mean, abs=1e-3)
+    assert all(abs(f["count_at_threshold"]["bias_pct"]) <= 10 for f in folds), folds
     onnx_p, torch_p = Predictor(), Predictor(backend="torch")
     assert onnx_p.backend.name == "onnx"
     assert onnx_p.conf == torch_p.conf == op["score_threshold"]
