@@ -47,3 +47,36 @@ def test_ensemble_table_summarises_every_subset_size(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "| #1 + #2 | 91.0 | 95.0 |" in out
     assert "| 1 | 2 | 89.0 (88.0-90.0) | 91.0 (90.0-92.0) |" in out
+
+
+def test_bench_pipeline_yolo_postprocess_matches_torchvision() -> None:
+    """The torch-free YOLOv8n post-processing of bench_pipeline (OpenCV's batched NMS) keeps the
+    boxes torchvision's batched_nms keeps, on random overlapping candidates of two classes."""
+    import types
+
+    import numpy as np
+    import torch
+    from torchvision.ops import batched_nms
+
+    bench = _load("bench_pipeline")
+    rng = np.random.default_rng(5)
+    n = 400
+    xy = rng.uniform(20, 300, (n, 2))
+    wh = rng.uniform(8, 30, (n, 2))
+    scores = rng.uniform(0, 1, (n, 2)) * (rng.uniform(size=(n, 1)) > 0.3)
+    raw = np.concatenate([xy, wh, scores], 1).T[None].astype(np.float32)  # (1, 4 + nc, N)
+    pipe = object.__new__(bench.YoloOnnx)
+    pipe.backend = types.SimpleNamespace(run=lambda batch: [raw])
+    pipe.names, pipe.imgsz = ("sperm", "impurity"), (320, 320)
+    pipe.conf, pipe.iou, pipe.max_det = 0.25, 0.45, 300
+    pipe.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+    got = pipe.predict_frames([np.zeros((320, 320, 3), np.uint8)])[0]
+
+    p = torch.from_numpy(raw[0].T)
+    best, cls = p[:, 4:].max(1)
+    keep = best > 0.25
+    p, best, cls = p[keep], best[keep], cls[keep]
+    boxes = torch.cat([p[:, :2] - p[:, 2:4] / 2, p[:, :2] + p[:, 2:4] / 2], 1).clamp(0, 320)
+    k = batched_nms(boxes, best, cls, 0.45)
+    assert len(got.conf) == len(k) > 10
+    np.testing.assert_allclose(np.sort(got.conf), np.sort(best[k].numpy()), rtol=1e-6)
