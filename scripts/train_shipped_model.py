@@ -4,8 +4,9 @@
 
 1. ``active synth`` and pre-training on the synthetic clips (``configs/shipped-pretrain.yaml``).
 2. Leave-one-video-out: for each video, the same fine-tuning recipe
-   (``configs/shipped-finetune-plain.yaml``, 12,000 image passes) on the other videos, scored on the held-out one: sperm
-   AP50, the count threshold that is unbiased there, count bias, precision and recall.
+   (``configs/shipped-finetune-plain.yaml``, 12,000 image passes) on the other videos, scored
+   on the held-out one: sperm AP50, the count threshold that is unbiased there, count bias,
+   precision and recall.
 3. The shipped model: the same recipe on every video. Its counting threshold is the mean of the
    folds' unbiased thresholds on their held-out videos (each fold's model never saw the video its
    threshold comes from); each fold is also scored at the mean of the *other* folds' thresholds,

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 
-
 def expit(x: np.ndarray) -> np.ndarray:
     """The logistic sigmoid ``1 / (1 + exp(-x))`` in the input's precision, the form PyTorch
     computes (so that near-tied scores order alike on both paths; exp's overflow to inf for very
