@@ -189,6 +189,11 @@ def run_child(kind: str, model: Path, size: tuple[int, int], video: Path, out: P
     return rec
 
 
+def sizes(texts: list[str]) -> list[tuple[int, int]]:
+    """``["544x704", ...]`` (height x width) as (h, w) tuples."""
+    return [(int(h), int(w)) for h, w in (t.split("x") for t in texts)]
+
+
 def ap50(pipe, records) -> float:
     from active.data.ap import ImageResult, evaluate_ap
 
@@ -212,7 +217,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=Path("runs/bench-pipeline"))
     ap.add_argument("--doc", type=Path, default=None)
     args = ap.parse_args(argv)
-    sizes = lambda xs: [tuple(int(v) for v in s.split("x")) for s in xs]  # noqa: E731
 
     from active.data.dataset import load_dataset
     from active.inference.predictor import Predictor

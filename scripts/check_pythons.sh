@@ -6,9 +6,7 @@
 #   bash scripts/check_pythons.sh [3.11 3.12 3.13]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-versions=("${@:-3.11 3.12 3.13}")
-# shellcheck disable=SC2206
-versions=(${versions[*]})
+if (($#)); then versions=("$@"); else versions=(3.11 3.12 3.13); fi
 tests=(tests/test_analysis_report.py tests/test_analyze_cli.py tests/test_ap.py
        tests/test_bad_input.py tests/test_batch.py tests/test_formats.py tests/test_io.py
        tests/test_report.py tests/test_splits.py tests/test_synth.py tests/test_video.py

@@ -130,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     records = load_dataset(args.data)
     plan = SplitPlan.load(args.split)
     args.out.mkdir(parents=True, exist_ok=True)
+    tag = args.method.lower() + ("-" + "-".join(args.ops).lower() if args.ops else "")
     rows = []
     for k, weights in zip(args.fold, args.weights, strict=True):
         fold = plan.folds[k]
         train = [r for r in records if r.video_id in set(fold.train)]
         test = [r for r in records if r.video_id in set(fold.test)]
         fp32 = args.out / f"fold{k}-fp32.onnx"
-        tag = args.method.lower() + ("-" + "-".join(args.ops).lower() if args.ops else "")
         int8 = args.out / f"fold{k}-int8-{tag}.onnx"
         export_onnx(weights, fp32)
         pred = Predictor(fp32, backend="onnx", conf=0.001, threads=args.threads)
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         s, tm = r["scores"], r["timing"]
-        bias = s["int8"]["bias_at_fp32_threshold"]
-        bias = bias.get("bias_pct", bias) if isinstance(bias, dict) else bias
+        bias = s["int8"]["bias_at_fp32_threshold"]["bias_pct"]
         print(f"| {r['fold']} | {r['video']} | {s['fp32']['ap50']:.3f} | {s['int8']['ap50']:.3f} "
               f"| {s['fp32']['t_unbiased']:.3f} | {s['int8']['t_unbiased']:.3f} | {bias} "
               f"| {tm['fp32']['median_ms']} | {tm['int8']['median_ms']} | {r['speedup']}x |")
