@@ -17,7 +17,9 @@ status=0
 for v in "${versions[@]}"; do
   py="$(command -v "python$v" || true)"
   if [[ -z "$py" && -x "$HOME/.pyenv/bin/pyenv" ]]; then
-    py="$("$HOME/.pyenv/bin/pyenv" prefix "$("$HOME/.pyenv/bin/pyenv" versions --bare | grep "^$v\." | tail -1)" 2>/dev/null)/bin/python" || true
+    # only an installed pyenv version of this minor (pyenv prefix "" would name the current one)
+    match="$("$HOME/.pyenv/bin/pyenv" versions --bare | grep "^$v\." | tail -1 || true)"
+    [[ -n "$match" ]] && py="$HOME/.pyenv/versions/$match/bin/python"
   fi
   if [[ -z "$py" || ! -x "$py" ]]; then echo "python $v: not found, skipped"; continue; fi
   env="$work/py$v"
