@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from active.analysis.tracking import TrackerConfig, link
+from active.analysis.tracking import TrackerConfig, link, small_tracks
 from active.data.synth import SynthConfig, TrackTruth, render_video, video_seed
 
 Frames = list[tuple[np.ndarray, np.ndarray]]  # per frame: (N, 4) xyxy boxes, (N,) ids
@@ -195,12 +195,15 @@ def sperm_dets(clip: Clip) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return ([b[c == 0] for b, c, _ in clip.det], [s[c == 0] for _, c, s in clip.det])
 
 
-def track_ours(clip: Clip, detected_only: bool = False) -> Frames:
+def track_ours(clip: Clip, detected_only: bool = False, gate: bool = True) -> Frames:
+    """Our tracks; with ``gate``, without the tracks the head-size gate calls debris (what
+    ``analyze`` reports as sperm)."""
     boxes, scores = sperm_dets(clip)
     tracks = link(boxes, [np.zeros(len(b), np.int64) for b in boxes], scores, clip.size,
                   clip.cfg.fps, 1 / clip.cfg.um_per_px)
+    debris = small_tracks(tracks, 0, TrackerConfig().debris_ratio)[0] if gate else set()
     out: list[tuple[list[np.ndarray], list[int]]] = [([], []) for _ in boxes]
-    for tr in tracks:
+    for tr in (t for t in tracks if t.id not in debris):
         for f, box, det in zip(tr.frames, tr.boxes, tr.detected, strict=True):
             if det or not detected_only:
                 out[f][0].append(box)
@@ -247,7 +250,8 @@ def track_bytetrack(clip: Clip) -> Frames:
 
 
 TRACKERS = {
-    "ours (Kalman + Hungarian, gaps interpolated)": lambda c: track_ours(c),
+    "ours (Kalman + Hungarian, gaps interpolated, head-size gate)": lambda c: track_ours(c),
+    "ours, linking only (no head-size gate)": lambda c: track_ours(c, gate=False),
     "ours, detected frames only": lambda c: track_ours(c, True),
     f"trackpy link_df (tracks >= {TrackerConfig().min_frames} detections)":
         lambda c: track_trackpy(c, TrackerConfig().min_frames),

@@ -231,6 +231,34 @@ def test_video_analysis_measures_drift_and_grades() -> None:
     assert all(r.kinematics.vsl == pytest.approx(45, rel=0.03) for r in swim)
 
 
+def test_small_debris_tracks_are_not_counted_as_sperm() -> None:
+    """Dark dots the detector calls sperm frame after frame: their tracks' boxes are half a
+    head's, so the head-size gate sets them aside as debris (not counted, not graded), while
+    heads of ordinary spread (0.8x-1.2x) are all kept; with the gate off they count as sperm."""
+    boxes, classes, scores = _scene()
+    rng = np.random.default_rng(1)
+    dots = [(40.0 + 45 * i, 300.0) for i in range(3)]
+    for k in range(len(boxes)):
+        boxes[k][:8] = [_box(*((b[:2] + b[2:]) / 2), s=8 * f)
+                        for b, f in zip(boxes[k][:8], np.linspace(0.8, 1.2, 8), strict=True)]
+        dot = np.array([_box(x + 0.6 * k + rng.normal(0, 0.3), y - 0.3 * k, s=4.0)
+                        for x, y in dots])  # carried by the scene's drift
+        boxes[k] = np.vstack([boxes[k], dot])
+        classes[k] = np.r_[classes[k], 0, 0, 0]
+        scores[k] = np.r_[scores[k], 0.5, 0.5, 0.5]
+    cal = Calibration(um_per_px=0.5, chamber_depth_um=20.0)
+    va = analyze_detections(boxes, classes, scores, NAMES, (480, 320), FPS, cal)
+    assert len(va.sperm_tracks) == 8
+    assert sum(r.class_name == "debris" for r in va.tracks) == 3
+    assert va.sperm_per_frame.mean() == pytest.approx(8)
+    assert va.motility.counts["immotile"] == 4
+    assert va.to_json(0.5)["tracks"] == {"sperm": 8, "impurity": 2, "debris": 3}
+    assert any("debris" in n for n in va.notes)
+    off = analyze_detections(boxes, classes, scores, NAMES, (480, 320), FPS, cal,
+                             tracker=TrackerConfig(debris_ratio=0))
+    assert len(off.sperm_tracks) == 11 and off.motility.counts["immotile"] == 7
+
+
 def test_without_scale_nothing_physical() -> None:
     boxes, classes, scores = _scene()
     va = analyze_detections(boxes, classes, scores, NAMES, (480, 320), FPS, Calibration())

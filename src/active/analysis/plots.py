@@ -126,8 +126,11 @@ def trajectories_png(frame_rgb: np.ndarray | None, video: VideoAnalysis,
     label = f"{UNGRADED_LABEL} (< 1 s)" if graded_video else UNGRADED_LABEL
     handles.append(Line2D([], [], color=_mpl(GRADE_COLOURS["ungraded"]), lw=2,
                           label=f"sperm, {label}: {n}"))
+    n_debris = sum(r.class_name == "debris" for r in video.tracks)
+    n_other = len(segments.get("impurity", [])) - n_debris
     handles.append(Line2D([], [], color=_mpl(IMPURITY_COLOUR), lw=1, ls="--",
-                          label=f"impurity: {len(segments.get('impurity', []))}"))
+                          label=f"impurity: {n_other}" + (f", debris: {n_debris}" if n_debris
+                                                           else "")))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=3,
               fontsize=8, frameon=False, handlelength=1.6, columnspacing=1.2)
     ax.set_title(f"{Path(video.source).name or 'video'}: tracks over "

@@ -21,7 +21,7 @@ from active.analysis.drift import Drift, estimate_drift
 from active.analysis.grades import GradeConfig, Motility, combine, grade, tally
 from active.analysis.grades import replicates_agree as grades_agree
 from active.analysis.kinematics import Kinematics, kinematics
-from active.analysis.tracking import Track, TrackerConfig, link
+from active.analysis.tracking import Track, TrackerConfig, link, small_tracks
 
 #: Size of a sperm head's box (head plus its dark rim) in µm; converts the tracker's gates to
 #: pixels when µm/px is unknown (for linking only: no number in the report uses it).
@@ -30,6 +30,8 @@ HEAD_BOX_UM = 5.5
 DRIFT_TOLERANCE_UM_PER_S = 3.0
 
 SCHEMA_VERSION = 1
+#: The class name of sperm-class tracks that the head-size gate set aside (``small_tracks``).
+DEBRIS = "debris"
 
 
 @dataclass
@@ -78,12 +80,13 @@ class VideoAnalysis:
                  f"velocity_{self.unit}_per_s": [round(vx * self.fps * scale, 3),
                                                  round(vy * self.fps * scale, 3)]}
         counts = self.sperm_per_frame
+        n_debris = sum(t.class_name == DEBRIS for t in self.tracks)
         return {
             "source": self.source, "frames": self.frames, "fps": self.fps,
             "fps_from": self.fps_from, "duration_s": round(self.frames / self.fps, 3),
             "width": self.size[0], "height": self.size[1], "unit": self.unit,
-            "tracks": {"sperm": len(self.sperm_tracks),
-                       "impurity": len(self.tracks) - len(self.sperm_tracks)},
+            "tracks": {"sperm": len(self.sperm_tracks), "impurity": len(self.tracks) - len(
+                self.sperm_tracks) - n_debris, DEBRIS: n_debris},
             "sperm_per_frame": {"mean": round(float(counts.mean()), 3) if len(counts) else 0.0,
                                 "raw_detections_mean": round(float(self.raw_sperm_per_frame
                                                                    .mean()), 3)
@@ -137,13 +140,18 @@ def analyze_detections(boxes: list[np.ndarray], classes: list[np.ndarray],
     if note:
         notes.append(note)
     tracks = link(boxes, classes, scores, size, fps, px_per_um, tracker)
+    debris, head_px = small_tracks(tracks, sperm, (tracker or TrackerConfig()).debris_ratio)
+    if debris:
+        ratio = (tracker or TrackerConfig()).debris_ratio
+        notes.append(f"{len(debris)} small track(s) counted as debris, not sperm: their median "
+                     f"box is under {ratio:g} x the median sperm box ({head_px:.1f} px)")
     t1 = time.perf_counter()
     one_s = int(round(fps)) + 1
     drift = estimate_drift(tracks, impurity, one_s,
                            DRIFT_TOLERANCE_UM_PER_S / fps * px_per_um)
     results = []
     for tr in tracks:
-        name = names[tr.cls]
+        name = DEBRIS if tr.id in debris else names[tr.cls]
         if name != "sperm":
             results.append(TrackResult(tr, name, None, None))
             continue
