@@ -211,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--yolo", type=Path, default=None, help="YOLOv8n checkpoint of the adapter")
     ap.add_argument("--active-sizes", nargs="+", default=["544x704", "480x608", "416x544"])
     ap.add_argument("--yolo-sizes", nargs="+", default=["416x416", "544x704"])
+    ap.add_argument("--active-extra", action="append", default=[], metavar="LABEL=PT@HxW",
+                    help="another ACTIVE checkpoint at one input size, e.g. a model trained at "
+                    "that size: 'trained at 448=runs/small/last.pt@352x448' (repeatable)")
     ap.add_argument("--test-video", default="S_0004")
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
@@ -228,6 +231,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for s in sizes(args.active_sizes):
         act = export_onnx(args.active, args.work / f"active-{s[0]}x{s[1]}.onnx", imgsz=s)
         pipes.append((f"ACTIVE {s[1]}x{s[0]}", "active", act, s))
+    for spec in args.active_extra:
+        label, _, rest = spec.partition("=")
+        weights, _, size = rest.rpartition("@")
+        if not (label and weights and size):
+            ap.error(f"--active-extra {spec!r}: expected LABEL=WEIGHTS@HxW")
+        s = sizes([size])[0]
+        act = export_onnx(Path(weights), args.work / f"extra-{len(pipes)}-{s[0]}x{s[1]}.onnx",
+                          imgsz=s)
+        pipes.append((f"ACTIVE {s[1]}x{s[0]} ({label})", "active", act, s))
     if args.yolo is not None:
         os.environ["YOLO_OFFLINE"] = "1"
         for s in sizes(args.yolo_sizes):
