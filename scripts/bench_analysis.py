@@ -408,10 +408,11 @@ def sections_vs_truth(clips: list[Clip], res: Path) -> list[Section]:
                ["mean abs error", "", "", f"{np.abs(rel[:, 0]).mean():.1f} %", "",
                 f"{np.abs(rel[:, 1]).mean():.1f} %", "", f"{np.abs(rel[:, 2]).mean():.1f} %"]]
     out.append(("Concentration (million/mL)", md_table(
-        ["clip", "true", "tracked (reported)", "err", "raw detections", "err",
-         "true boxes, tracked", "err"], conc_rows + summary)
-        + "\n\nTracked: sperm detections that belong to a kept sperm track, mean per frame "
-        "(what the report uses); raw: every sperm detection; true: true sperm boxes per frame."))
+        ["clip", "true", "reported", "err", "raw detections", "err",
+         "true boxes, reported", "err"], conc_rows + summary)
+        + "\n\nReported: sperm detections less those in tracks set aside as debris or "
+        "impurities, mean per frame (what the report uses); raw: every sperm detection; true: "
+        "true sperm boxes per frame."))
     return out
 
 

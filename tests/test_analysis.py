@@ -259,6 +259,26 @@ def test_small_debris_tracks_are_not_counted_as_sperm() -> None:
     assert len(off.sperm_tracks) == 11 and off.motility.counts["immotile"] == 7
 
 
+def test_concentration_counts_detections_less_the_objects_set_aside() -> None:
+    """The count for the concentration is every sperm detection (what the operating point is
+    fitted to count), less those inside tracks that are not sperm: an impurity the detector
+    called sperm in a few frames does not count there; a 3-frame fragment of a head, too short
+    to be a track, does."""
+    boxes, classes, scores = _scene()
+    for k in (10, 11, 12, 13):  # impurity 0 (row 8) called sperm, at a low score
+        classes[k][8], scores[k][8] = 0, 0.3
+    for k in (40, 41, 42):  # a head seen for three frames only
+        boxes[k] = np.vstack([boxes[k], _box(420, 60)])
+        classes[k], scores[k] = np.r_[classes[k], 0], np.r_[scores[k], 0.9]
+    cal = Calibration(um_per_px=0.5, chamber_depth_um=20.0)
+    va = analyze_detections(boxes, classes, scores, NAMES, (480, 320), FPS, cal)
+    assert len(va.sperm_tracks) == 8
+    expected = np.full(len(boxes), 8)
+    expected[[40, 41, 42]] += 1
+    assert va.raw_sperm_per_frame[10] == 9
+    np.testing.assert_array_equal(va.sperm_per_frame, expected)
+
+
 def test_without_scale_nothing_physical() -> None:
     boxes, classes, scores = _scene()
     va = analyze_detections(boxes, classes, scores, NAMES, (480, 320), FPS, Calibration())

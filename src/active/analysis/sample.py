@@ -48,9 +48,9 @@ class TrackResult:
 class VideoAnalysis:
     """Everything measured on one video.
 
-    ``sperm_per_frame`` counts, per frame, the sperm detections that belong to a kept sperm track
-    (what concentration uses: a detection seen in one or two frames only is not counted);
-    ``raw_sperm_per_frame`` every sperm detection above the score threshold.
+    ``sperm_per_frame`` counts, per frame, the sperm detections above the score threshold less
+    those in tracks set aside as debris or impurities (what concentration uses, see
+    :func:`_counted`); ``raw_sperm_per_frame`` every sperm detection above the threshold.
     """
 
     source: str
@@ -160,11 +160,8 @@ def analyze_detections(boxes: list[np.ndarray], classes: list[np.ndarray],
         g = grade(kin.net_1s, kin.vap, grading) if um is not None else None
         results.append(TrackResult(tr, name, kin, g))
     n = len(boxes)
-    counted = np.zeros(n, np.int64)
-    for r in results:
-        if r.class_name == "sperm":
-            np.add.at(counted, r.track.frames[r.track.detected], 1)
     raw = np.array([int((c == sperm).sum()) for c in classes], np.int64)
+    counted = _counted(raw, results, sperm)
     motility = None
     if um is None:
         notes.append("motility not graded: grades are defined in µm/s and no --um-per-px was "
@@ -187,6 +184,22 @@ def analyze_detections(boxes: list[np.ndarray], classes: list[np.ndarray],
     seconds = {"tracking": t1 - t0, "kinematics": time.perf_counter() - t1}
     return VideoAnalysis(source, n, fps, fps_from, size, unit, results, drift, counted, raw,
                          motility, fld, notes, seconds)
+
+
+def _counted(raw: np.ndarray, results: list[TrackResult], sperm: int) -> np.ndarray:
+    """Sperm per frame for the concentration: every sperm detection above the score threshold
+    (what the model's operating point is fitted to count without bias), less those in tracks the
+    analysis set aside: debris (the head-size gate) and tracks whose vote made them impurities.
+    Detections in no kept track (fragments shorter than ``min_frames``) still count: in crowded
+    frames most are pieces of real heads' broken tracks."""
+    counted = raw.copy()
+    for r in results:
+        if r.class_name == "sperm":
+            continue
+        t = r.track
+        own = t.classes if t.classes is not None else np.full(len(t), t.cls)
+        np.subtract.at(counted, t.frames[t.detected & (own == sperm)], 1)
+    return counted
 
 
 @dataclass

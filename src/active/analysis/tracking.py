@@ -69,6 +69,7 @@ class Track:
         scores: (K,) detection scores (0 where interpolated).
         detected: (K,) bool.
         cls: the track's class id (score-weighted vote of its detections).
+        classes: (K,) each detection's own class id (-1 where interpolated); None: all ``cls``.
     """
 
     id: int
@@ -78,6 +79,7 @@ class Track:
     scores: np.ndarray
     detected: np.ndarray
     cls: int
+    classes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -228,9 +230,11 @@ def _finish(raw: list[_Live], min_frames: int) -> list[Track]:
         detected = np.isin(full, fr)
         scores = np.zeros(len(full))
         scores[detected] = tr.scores
+        classes = np.full(len(full), -1, np.int64)
+        classes[detected] = tr.classes
         weights = np.bincount(tr.classes, weights=tr.scores, minlength=2)
         tracks.append(Track(n, full, (boxes[:, :2] + boxes[:, 2:]) / 2, boxes, scores, detected,
-                            int(np.argmax(weights))))
+                            int(np.argmax(weights)), classes))
     return tracks
 
 
