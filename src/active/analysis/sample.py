@@ -139,12 +139,13 @@ def analyze_detections(boxes: list[np.ndarray], classes: list[np.ndarray],
     px_per_um, note = _gate_scale(boxes, classes, sperm, um)
     if note:
         notes.append(note)
+    tracker = tracker or TrackerConfig()
     tracks = link(boxes, classes, scores, size, fps, px_per_um, tracker)
-    debris, head_px = small_tracks(tracks, sperm, (tracker or TrackerConfig()).debris_ratio)
+    debris, head_px = small_tracks(tracks, sperm, tracker.debris_ratio)
     if debris:
-        ratio = (tracker or TrackerConfig()).debris_ratio
         notes.append(f"{len(debris)} small track(s) counted as debris, not sperm: their median "
-                     f"box is under {ratio:g} x the median sperm box ({head_px:.1f} px)")
+                     f"box is under {tracker.debris_ratio:g} x the median sperm box "
+                     f"({head_px:.1f} px)")
     t1 = time.perf_counter()
     one_s = int(round(fps)) + 1
     drift = estimate_drift(tracks, impurity, one_s,
