@@ -158,4 +158,10 @@ def format_truth(truth: dict[str, Any]) -> str:
             continue
         lines.append(f"{name:<10} {t['found_mean']:>11.2f} {t['true_mean']:>10.2f} "
                      f"{t['count_mae']:>9.2f} {_cell(t['precision']):>9} {_cell(t['recall']):>7}")
+    sperm = truth.get("sperm")
+    if sperm and sperm["true_mean"] and abs(sperm["found_mean"] / sperm["true_mean"] - 1) > 0.1:
+        lines.append("(the model's counting threshold was fitted on real SVIA video, where it "
+                     "counts within 5 %; synthetic heads score differently, so the count here "
+                     "is off: on your own microscope, fit the threshold with 'active calibrate', "
+                     "docs/inference.md)")
     return "\n".join(lines)
