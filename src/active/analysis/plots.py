@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from active.analysis.grades import GRADE_LABELS, GRADES
-from active.analysis.sample import VideoAnalysis
+from active.analysis.sample import DEBRIS, VideoAnalysis
 
 #: RGB (0-255) per grade, and for sperm tracks without a grade; the annotated video uses the same.
 GRADE_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -126,7 +126,7 @@ def trajectories_png(frame_rgb: np.ndarray | None, video: VideoAnalysis,
     label = f"{UNGRADED_LABEL} (< 1 s)" if graded_video else UNGRADED_LABEL
     handles.append(Line2D([], [], color=_mpl(GRADE_COLOURS["ungraded"]), lw=2,
                           label=f"sperm, {label}: {n}"))
-    n_debris = sum(r.class_name == "debris" for r in video.tracks)
+    n_debris = sum(r.class_name == DEBRIS for r in video.tracks)
     n_other = len(segments.get("impurity", [])) - n_debris
     handles.append(Line2D([], [], color=_mpl(IMPURITY_COLOUR), lw=1, ls="--",
                           label=f"impurity: {n_other}" + (f", debris: {n_debris}" if n_debris

@@ -21,7 +21,7 @@ from active.analysis.drift import Drift, estimate_drift
 from active.analysis.grades import GradeConfig, Motility, combine, grade, tally
 from active.analysis.grades import replicates_agree as grades_agree
 from active.analysis.kinematics import Kinematics, kinematics
-from active.analysis.tracking import Track, TrackerConfig, link, small_tracks
+from active.analysis.tracking import Track, TrackerConfig, link, long_side, small_tracks
 
 #: Size of a sperm head's box (head plus its dark rim) in µm; converts the tracker's gates to
 #: pixels when µm/px is unknown (for linking only: no number in the report uses it).
@@ -104,8 +104,7 @@ def _gate_scale(boxes: list[np.ndarray], classes: list[np.ndarray], sperm: int,
     """Pixels per µm for the tracker's gates, and a note when it had to be estimated."""
     if um_per_px is not None:
         return 1.0 / um_per_px, None
-    sizes = [np.maximum(b[c == sperm, 2] - b[c == sperm, 0], b[c == sperm, 3] - b[c == sperm, 1])
-             for b, c in zip(boxes, classes, strict=True) if len(b)]
+    sizes = [long_side(b[c == sperm]) for b, c in zip(boxes, classes, strict=True) if len(b)]
     sizes = np.concatenate(sizes) if sizes else np.zeros(0)
     if len(sizes) < 10:
         return 1.0 / 0.35, ("linking gates assume 0.35 µm/px (too few sperm to estimate the "

@@ -253,7 +253,7 @@ def small_tracks(tracks: Sequence[Track], cls: int, ratio: float,
     if ratio <= 0:
         return set(), None
     own = [t for t in tracks if t.cls == cls]
-    sides = [_long_side(t.boxes[t.detected]) for t in own]
+    sides = [long_side(t.boxes[t.detected]) for t in own]
     every = np.concatenate(sides) if sides else np.zeros(0)
     if len(every) < min_boxes:
         return set(), None
@@ -261,5 +261,6 @@ def small_tracks(tracks: Sequence[Track], cls: int, ratio: float,
     return {t.id for t, s in zip(own, sides, strict=True) if np.median(s) < ratio * ref}, ref
 
 
-def _long_side(boxes: np.ndarray) -> np.ndarray:
+def long_side(boxes: np.ndarray) -> np.ndarray:
+    """(N,) the longer side of each (N, 4) xyxy box."""
     return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
