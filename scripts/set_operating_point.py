@@ -58,12 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     data = read_checkpoint(args.weights)
     data.setdefault("meta", {})["operating_point"] = op
     if args.um_per_px is not None:
+        from collections import Counter
+
         import numpy as np
 
+        from active.data.scale import training_scale
+
         b = np.concatenate([r.boxes[r.labels == sperm] for r in records])
-        head = float(np.median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])))
-        data["meta"]["scale"] = {"um_per_px": args.um_per_px, "head_box_px": head,
-                                 "note": args.scale_note}
+        size = Counter((r.height, r.width) for r in records).most_common(1)[0][0]
+        data["meta"]["scale"] = {**training_scale(b, size, data["model_config"]["imgsz"],
+                                                  args.um_per_px), "note": args.scale_note}
     with atomic_path(args.weights) as tmp:
         torch.save(data, tmp)
     print(f"{args.weights}: operating point {t} (count bias there "

@@ -222,9 +222,12 @@ def table(report: dict) -> str:
 
 
 def ship(args: argparse.Namespace, weights: Path, report: dict, records: list) -> None:
+    from collections import Counter
+
     import numpy as np
     import torch
 
+    from active.data.scale import training_scale
     from active.models.checkpoint import read_checkpoint
     from active.models.export import export_onnx, export_stripped
     from active.utils.io import atomic_path
@@ -233,7 +236,6 @@ def ship(args: argparse.Namespace, weights: Path, report: dict, records: list) -
     data = read_checkpoint(path)
     sperm = records[0].class_names.index("sperm")
     boxes = np.concatenate([r.boxes[r.labels == sperm] for r in records])
-    head = float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
     data.setdefault("meta", {})["operating_point"] = {
         "score_threshold": report["shipped_threshold"],
         "fitted_on": {"data": str(args.data), "how": "mean of the leave-one-video-out folds' "
@@ -243,7 +245,9 @@ def ship(args: argparse.Namespace, weights: Path, report: dict, records: list) -
                    "count_at_threshold": {k: r["at_shipped"][k] for k in
                                           ("found_per_frame", "true_per_frame", "bias_pct",
                                            "frame_mae")}} for r in report["folds"]]}
-    data["meta"]["scale"] = {"um_per_px": args.um_per_px, "head_box_px": head,
+    sizes = Counter((r.height, r.width) for r in records)
+    data["meta"]["scale"] = {**training_scale(boxes, sizes.most_common(1)[0][0],
+                                              data["model_config"]["imgsz"], args.um_per_px),
                              "note": "SVIA publishes no µm/px; inferred from head size "
                                      "(docs/model-card.md)"}
     with atomic_path(path) as tmp:

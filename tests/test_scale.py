@@ -70,3 +70,22 @@ def test_scale_errors() -> None:
         Predictor(um_per_px=20.0)
     with pytest.raises(UsageError, match="imgsz or um_per_px"):
         Predictor(um_per_px=0.35, imgsz=(544, 704))
+
+
+def test_training_scale_is_the_network_inputs() -> None:
+    """A model fine-tuned at a smaller input than its frames saw them shrunk: its recorded
+    µm/px and head size are the network input's, so --um-per-px resizes frames to match."""
+    from active.data.scale import training_scale
+
+    boxes = np.array([[0, 0, 18, 12], [10, 10, 26, 30], [5, 5, 23, 15]], float)  # 18, 20, 18
+    native = training_scale(boxes, (528, 698), (544, 704), 0.35)
+    small = training_scale(boxes, (528, 698), (384, 512), 0.35)
+    assert native["letterbox"] == pytest.approx(704 / 698, abs=1e-4)
+    assert small["letterbox"] == pytest.approx(384 / 528, abs=1e-4)
+    assert small["um_per_px"] == pytest.approx(0.35 * 528 / 384, abs=1e-3)
+    assert small["head_box_px"] == pytest.approx(18 * 384 / 528, abs=0.01)
+    # the physical head length is the same whatever the input size
+    for s in (native, small):
+        assert s["um_per_px"] * s["head_box_px"] == pytest.approx(0.35 * 18, rel=1e-3)
+    with pytest.raises(ValueError, match="no sperm box"):
+        training_scale(np.zeros((0, 4)), (528, 698), (384, 512), 0.35)

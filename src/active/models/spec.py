@@ -90,8 +90,10 @@ class Deployment:
     Attributes:
         score_threshold: the counting operating point (the score threshold at which its count per
             frame was unbiased on validation data), in (0, 1).
-        um_per_px: the scale (µm per pixel) of its training frames.
-        head_box_px: the median sperm box (long side, px) of its training frames.
+        um_per_px: the scale (µm per pixel) its network input had in training: the training
+            frames' scale divided by the letterbox factor that fitted them to its input size
+            (:func:`active.data.scale.training_scale`).
+        head_box_px: the median sperm box (long side, px) at that same input scale.
     """
 
     score_threshold: float | None = None
