@@ -101,8 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="output folder, new or empty "
                    "(default runs/analyze/<sample>, numbered -2, -3, ... when used)")
     add_overwrite(p)
-    p.add_argument("--weights", default="default", help="detector: 'default' (bundled), .pt or "
-                   ".onnx")
+    p.add_argument("--weights", default="default",
+                   help="detector: 'default' (bundled), 'fast' (bundled, 512x384: faster, "
+                        "slightly less accurate; docs/model-card.md), .pt or .onnx")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
     p.add_argument("--conf", type=probability, default=None, help="score threshold, 0 to 1 "
                    "(default: the model's operating point, else 0.25)")

@@ -112,7 +112,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_predict_args(p: argparse.ArgumentParser, weights_default: str = "default") -> None:
     p.add_argument("--weights", nargs="+", default=[weights_default],
-                   help="checkpoint .pt, exported .onnx, or 'default' (the bundled model); "
+                   help="checkpoint .pt, exported .onnx, 'default' (the bundled model) or 'fast' "
+                        "(the bundled fast model, 512x384; docs/model-card.md); "
                         "several .pt: an ensemble, their boxes fused (PyTorch)")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                    help="auto: ONNX Runtime when the model has an exported .onnx twin, else "

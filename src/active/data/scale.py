@@ -22,5 +22,5 @@ def training_scale(boxes, frame_hw: tuple[int, int], imgsz: tuple[int, int],
         raise ValueError("no sperm box to measure the head size on")
     head = float(np.median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])))
     s = min(imgsz[0] / frame_hw[0], imgsz[1] / frame_hw[1])
-    return {"um_per_px": round(um_per_px / s, 4), "head_box_px": round(head * s, 2),
-            "frame_um_per_px": um_per_px, "letterbox": round(s, 4)}
+    return {"um_per_px": round(um_per_px / s, 6), "head_box_px": round(head * s, 3),
+            "frame_um_per_px": um_per_px, "letterbox": round(s, 6)}

@@ -37,6 +37,10 @@ Backend = Literal["auto", "torch", "onnx"]
 
 #: The bundled model's name; ``Predictor("default")`` loads it.
 DEFAULT_MODEL = "active-i-n-svia"
+#: The bundled fast model (512x384 input, ReLU; docs/model-card.md): ``Predictor("fast")``.
+FAST_MODEL = "active-i-n-svia-fast"
+#: Short names of the bundled models.
+BUNDLED = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}
 
 
 def bundled_weights(name: str = DEFAULT_MODEL, suffix: str = ".pt") -> Path:
@@ -50,10 +54,10 @@ def bundled_weights(name: str = DEFAULT_MODEL, suffix: str = ".pt") -> Path:
 
 
 def resolve_weights(weights: str | Path) -> Path:
-    """A path as given, or the bundled model for ``"default"`` or a bundled model's name."""
+    """A path as given, or a bundled model: ``"default"``, ``"fast"`` or its file name."""
     text = str(weights)
-    if text == "default":
-        return bundled_weights()
+    if text in BUNDLED:
+        return bundled_weights(BUNDLED[text])
     path = Path(text)
     if not path.exists() and path.suffix == "" and "/" not in text:
         return bundled_weights(text)
@@ -73,10 +77,12 @@ def _as_numpy(x: object) -> np.ndarray:
 
 
 def _input_size(shape: tuple[int, ...], factor: float) -> tuple[int, int]:
-    """The network input (multiples of 32) for a frame of ``shape`` resized by ``factor``."""
+    """The network input (multiples of 32) for a frame of ``shape`` resized by ``factor``; the
+    resized size is rounded to whole pixels first, so that a factor a hair above 384/528 does
+    not add a 32-px band of padding."""
     h, w = shape[:2]
-    return (max(32, int(np.ceil(h * factor / 32)) * 32),
-            max(32, int(np.ceil(w * factor / 32)) * 32))
+    return (max(32, int(np.ceil(round(h * factor) / 32)) * 32),
+            max(32, int(np.ceil(round(w * factor) / 32)) * 32))
 
 
 def onnx_twin(weights: Path, imgsz: tuple[int, ...] | None = None) -> Path | None:
@@ -119,8 +125,9 @@ class Predictor:
 
     Args:
         weights: a checkpoint (``.pt``), an exported ``.onnx`` file, ``"default"`` (the bundled
-            model) or a bundled model's name; a list of checkpoints: an ensemble
-            (:mod:`active.models.ensemble`, PyTorch only), their boxes fused.
+            model), ``"fast"`` (the bundled fast model) or a bundled model's name; a list of
+            checkpoints: an ensemble (:mod:`active.models.ensemble`, PyTorch only), their boxes
+            fused.
         backend: ``"torch"``, ``"onnx"`` (ONNX Runtime) or ``"auto"``: ONNX Runtime for an
             ``.onnx`` file, or for a ``.pt`` with an exported twin beside it (same name, ``.onnx``,
             exported from this very checkpoint: its SHA-256 is in the ONNX metadata), else
