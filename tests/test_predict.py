@@ -390,8 +390,9 @@ def test_bundled_model_ships_with_a_matching_onnx_twin() -> None:
 
 
 def test_bundled_model_on_a_held_out_svia_video(svia_root: Path) -> None:
-    """The shipped weights never saw S_0004 (model card); AP50 for sperm on its first 16
-    annotated frames must stay near the 0.944 measured on all 82."""
+    """A floor for the shipped weights on real frames: since issue 30 they are trained on all
+    four videos (model card), so this is not a held-out score (the fold model that never saw
+    S_0004 scores 0.971 on all 82 frames); sperm AP50 on its first 16 frames stays >= 0.90."""
     from active.data.ap import ImageResult, evaluate_ap
     from active.data.dataset import load_dataset
 
