@@ -58,16 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     data = read_checkpoint(args.weights)
     data.setdefault("meta", {})["operating_point"] = op
     if args.um_per_px is not None:
-        from collections import Counter
+        from active.data.scale import records_scale
 
-        import numpy as np
-
-        from active.data.scale import training_scale
-
-        b = np.concatenate([r.boxes[r.labels == sperm] for r in records])
-        size = Counter((r.height, r.width) for r in records).most_common(1)[0][0]
-        data["meta"]["scale"] = {**training_scale(b, size, data["model_config"]["imgsz"],
-                                                  args.um_per_px), "note": args.scale_note}
+        data["meta"]["scale"] = {**records_scale(records, data["model_config"]["imgsz"],
+                                                 args.um_per_px), "note": args.scale_note}
     with atomic_path(args.weights) as tmp:
         torch.save(data, tmp)
     print(f"{args.weights}: operating point {t} (count bias there "

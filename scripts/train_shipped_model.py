@@ -222,20 +222,15 @@ def table(report: dict) -> str:
 
 
 def ship(args: argparse.Namespace, weights: Path, report: dict, records: list) -> None:
-    from collections import Counter
-
-    import numpy as np
     import torch
 
-    from active.data.scale import training_scale
+    from active.data.scale import records_scale
     from active.models.checkpoint import read_checkpoint
     from active.models.export import export_onnx, export_stripped
     from active.utils.io import atomic_path
 
     path = export_stripped(weights, args.ship, {"evaluation": {"leave_one_video_out": report}})
     data = read_checkpoint(path)
-    sperm = records[0].class_names.index("sperm")
-    boxes = np.concatenate([r.boxes[r.labels == sperm] for r in records])
     data.setdefault("meta", {})["operating_point"] = {
         "score_threshold": report["shipped_threshold"],
         "fitted_on": {"data": str(args.data), "how": "mean of the leave-one-video-out folds' "
@@ -245,9 +240,8 @@ def ship(args: argparse.Namespace, weights: Path, report: dict, records: list) -
                    "count_at_threshold": {k: r["at_shipped"][k] for k in
                                           ("found_per_frame", "true_per_frame", "bias_pct",
                                            "frame_mae")}} for r in report["folds"]]}
-    sizes = Counter((r.height, r.width) for r in records)
-    data["meta"]["scale"] = {**training_scale(boxes, sizes.most_common(1)[0][0],
-                                              data["model_config"]["imgsz"], args.um_per_px),
+    data["meta"]["scale"] = {**records_scale(records, data["model_config"]["imgsz"],
+                                             args.um_per_px),
                              "note": "SVIA publishes no µm/px; inferred from head size "
                                      "(docs/model-card.md)"}
     with atomic_path(path) as tmp:

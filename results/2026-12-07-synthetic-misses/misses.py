@@ -21,21 +21,11 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from active.data.boxes import box_iou as iou
 from active.data.synth.config import SynthConfig
 from active.data.synth.dataset import video_seed
 from active.data.synth.render import background, render_frame
 from active.data.synth.scene import simulate
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clip(0)
-    inter = wh[..., 0] * wh[..., 1]
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None] - inter)
 
 
 def groups(look) -> list[str]:

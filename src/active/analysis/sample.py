@@ -21,7 +21,8 @@ from active.analysis.drift import Drift, estimate_drift
 from active.analysis.grades import GradeConfig, Motility, combine, grade, tally
 from active.analysis.grades import replicates_agree as grades_agree
 from active.analysis.kinematics import Kinematics, kinematics
-from active.analysis.tracking import Track, TrackerConfig, link, long_side, small_tracks
+from active.analysis.tracking import Track, TrackerConfig, link, small_tracks
+from active.data.boxes import long_side
 
 #: Size of a sperm head's box (head plus its dark rim) in µm; converts the tracker's gates to
 #: pixels when µm/px is unknown (for linking only: no number in the report uses it).

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from active.data.boxes import long_side
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
@@ -259,8 +261,3 @@ def small_tracks(tracks: Sequence[Track], cls: int, ratio: float,
         return set(), None
     ref = float(np.median(every))
     return {t.id for t, s in zip(own, sides, strict=True) if np.median(s) < ratio * ref}, ref
-
-
-def long_side(boxes: np.ndarray) -> np.ndarray:
-    """(N,) the longer side of each (N, 4) xyxy box."""
-    return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])

@@ -82,6 +82,12 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
     return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
 
 
+def long_side(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) xyxy -> (N,) the longer side of each box."""
+    b = _as_boxes(boxes)
+    return np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M)."""
     a, b = _as_boxes(a), _as_boxes(b)

@@ -17,10 +17,25 @@ def training_scale(boxes, frame_hw: tuple[int, int], imgsz: tuple[int, int],
     it frames at the wrong magnification."""
     import numpy as np
 
+    from active.data.boxes import long_side
+
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if len(b) == 0:
         raise ValueError("no sperm box to measure the head size on")
-    head = float(np.median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])))
+    head = float(np.median(long_side(b)))
     s = min(imgsz[0] / frame_hw[0], imgsz[1] / frame_hw[1])
     return {"um_per_px": round(um_per_px / s, 6), "head_box_px": round(head * s, 3),
             "frame_um_per_px": um_per_px, "letterbox": round(s, 6)}
+
+
+def records_scale(records, imgsz: tuple[int, int], um_per_px: float) -> dict[str, float]:
+    """:func:`training_scale` of annotated frame records: their sperm boxes, and the frame size
+    most of them have."""
+    from collections import Counter
+
+    import numpy as np
+
+    sperm = records[0].class_names.index("sperm")
+    boxes = np.concatenate([r.boxes[r.labels == sperm] for r in records])
+    size = Counter((r.height, r.width) for r in records).most_common(1)[0][0]
+    return training_scale(boxes, size, imgsz, um_per_px)
