@@ -467,7 +467,9 @@ def main(argv: list[str] | None = None) -> int:
                     "(YOLO/COCO, e.g. VISEM-Tracking): only the tracking table, on them")
     ap.add_argument("--um-per-px", type=float, default=None, help="with --tracked: its scale")
     ap.add_argument("--fps", type=float, default=None, help="with --tracked: its frame rate")
-    ap.add_argument("--weights", default="default", help="with --tracked: the detector")
+    ap.add_argument("--weights", default="default", help="the detector (default: the bundled "
+                    "model, run with ONNX Runtime); another model detects afresh, so give it "
+                    "its own --cache")
     ap.add_argument("--conf", type=float, default=None, help="with --tracked: score threshold "
                     "(default: the model's operating point)")
     ap.add_argument("--skip-speed", action="store_true")
@@ -489,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         write_text(res / "tables-tracked.md", block + "\n")
         return 0
     args.cache.mkdir(parents=True, exist_ok=True)
-    profile = synthetic_profile(args.calib_seed, args.calib_clips, args.calib_frames, args.cache)
+    profile = synthetic_profile(args.calib_seed, args.calib_clips, args.calib_frames, args.cache,
+                                args.weights)
     print(f"counting threshold for the synthetic microscope: {profile.score_threshold} (the "
           f"model's own: {profile.metrics['at_model_default']})", flush=True)
     if args.calibrate:
@@ -507,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     clips = []
     for i in range(args.clips):
         t0 = time.perf_counter()
-        clips.append(load_clip(args.seed, i, args.frames, args.cache, predictor, conf))
+        clips.append(load_clip(args.seed, i, args.frames, args.cache, predictor, conf,
+                               args.weights))
         print(f"clip {i + 1}/{args.clips}: {time.perf_counter() - t0:.1f} s", flush=True)
     sections: list[Section] = []
     for make in (lambda: [section_tracking(clips, res)], lambda: sections_vs_truth(clips, res),
@@ -517,11 +521,13 @@ def main(argv: list[str] | None = None) -> int:
         for title, text in make():
             print(f"\n### {title}\n\n{text}", flush=True)
             sections.append((title, text))
+    detector = ("bundled detector, ONNX Runtime" if args.weights == "default"
+                else f"detector {args.weights}")
     cmd = " ".join(["python scripts/bench_analysis.py",
                     *(argv if argv is not None else sys.argv[1:])])
     stamp = (f"Command: `{cmd}`; {machine()}; {datetime.date.today().isoformat()}; synthetic "
              f"clips: default SynthConfig, {args.frames} frames at 30 fps, seeds "
-             f"video_seed({args.seed}, i), i < {args.clips}; bundled detector, ONNX Runtime, "
+             f"video_seed({args.seed}, i), i < {args.clips}; {detector}, "
              f"score >= {conf}: {how}; the model's own operating point, fitted on real SVIA "
              f"video, counts {profile.metrics['at_model_default']['bias_pct']:+.1f} % on those "
              "synthetic clips.")

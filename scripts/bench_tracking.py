@@ -60,23 +60,24 @@ class Clip:
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
-def synthetic_profile(seed: int, clips: int, frames: int, cache: Path) -> Any:
-    """The synthetic 'microscope' calibrated as a lab would (``active calibrate``): the bundled
-    model's unbiased counting threshold on ``clips`` annotated synthetic clips of seeds other than
-    the benchmark's (``video_seed(seed, i)``)."""
+def synthetic_profile(seed: int, clips: int, frames: int, cache: Path,
+                      weights: str = "default") -> Any:
+    """The synthetic 'microscope' calibrated as a lab would (``active calibrate``): the model's
+    (the bundled one by default) unbiased counting threshold on ``clips`` annotated synthetic
+    clips of seeds other than the benchmark's (``video_seed(seed, i)``)."""
     from active.data.ap import ImageResult
     from active.evaluation.counting import count_bias, count_threshold
-    from active.inference.predictor import Predictor, bundled_weights
+    from active.inference.predictor import Predictor, resolve_weights
     from active.inference.profile import Profile, load_profile, now
     from active.utils.io import file_sha256
 
     path = cache / f"profile_{seed}_{clips}x{frames}.json"
-    model = bundled_weights()
+    model = resolve_weights(weights)  # the checkpoint `active analyze --profile` checks
     if path.is_file():
         prof = load_profile(path)
         if prof.model_sha256 == file_sha256(model):
             return prof
-    pred = Predictor("default", backend="onnx", conf=0.001)
+    pred = Predictor(weights, backend=_backend(weights), conf=0.001)
     results = []
     for i in range(clips):
         video = render_video(replace(SynthConfig(), frames=frames), video_seed(seed, i), "CAL")
@@ -89,19 +90,35 @@ def synthetic_profile(seed: int, clips: int, frames: int, cache: Path) -> Any:
                    {"data": f"synthetic, seeds video_seed({seed}, i < {clips})",
                     "frames": len(results)},
                    {"at_fitted": count_bias(results, 0, t), "at_model_default":
-                    count_bias(results, 0, Predictor("default", backend="onnx").conf)}, now())
+                    count_bias(results, 0, Predictor(weights, backend=_backend(weights)).conf)},
+                   now())
     prof.save(path)
     return prof
 
 
+def _model_file(weights: str) -> Path:
+    """The file a detector runs from: the bundled model's ONNX twin, or the path given."""
+    from active.inference.predictor import BUNDLED, bundled_weights, resolve_weights
+
+    return (bundled_weights(BUNDLED[weights], suffix=".onnx") if weights in BUNDLED
+            else resolve_weights(weights))
+
+
+def _backend(weights: str) -> str:
+    """ONNX Runtime for the bundled models (what ships), else whatever the file needs."""
+    from active.inference.predictor import BUNDLED
+
+    return "onnx" if weights in BUNDLED else "auto"
+
+
 def load_clip(seed: int, index: int, frames: int, cache: Path, predictor: list[Any],
-              conf: float | None = None) -> Clip:
-    """Render clip ``index`` and detect on it, or read both from the cache."""
-    from active.inference.predictor import bundled_weights
+              conf: float | None = None, weights: str = "default") -> Clip:
+    """Render clip ``index`` and detect on it with ``weights`` (the bundled model by default),
+    or read both from the cache."""
     from active.utils.io import file_sha256
 
     cfg = replace(SynthConfig(), frames=frames)
-    model = file_sha256(bundled_weights(suffix=".onnx"))  # a new bundled model detects afresh
+    model = file_sha256(_model_file(weights))  # another model detects afresh
     key = hashlib.sha256(json.dumps([cfg.to_dict(), conf, model], sort_keys=True,
                                     default=str).encode()).hexdigest()[:16]
     name = f"BENCH_{seed}_{index:02d}"
@@ -122,7 +139,7 @@ def load_clip(seed: int, index: int, frames: int, cache: Path, predictor: list[A
     if not predictor:
         from active.inference.predictor import Predictor
 
-        predictor.append(Predictor("default", backend="onnx", conf=conf))
+        predictor.append(Predictor(weights, backend=_backend(weights), conf=conf))
     t0 = time.perf_counter()
     res = []
     for k in range(0, len(video.frames), 8):

@@ -7,11 +7,15 @@
    (``configs/shipped-finetune-plain.yaml``, 12,000 image passes) on the other videos, scored
    on the held-out one: sperm AP50, the count threshold that is unbiased there, count bias,
    precision and recall.
-3. The shipped model: the same recipe on every video. Its counting threshold is the mean of the
+3. Polish (``configs/shipped-polish.yaml``, ``--polish none`` to skip): each fine-tuned model
+   continues for about ``--polish-passes`` image passes on its real training videos plus the
+   synthetic pre-training clips, at a low learning rate. The scores below are the polished
+   models'.
+4. The shipped model: the same recipe on every video. Its counting threshold is the mean of the
    folds' unbiased thresholds on their held-out videos (each fold's model never saw the video its
    threshold comes from); each fold is also scored at the mean of the *other* folds' thresholds,
    which is how a threshold chosen this way counts on a video it was not chosen on.
-4. The stripped checkpoint (with the evaluation, operating point and scale in its ``meta``) and
+5. The stripped checkpoint (with the evaluation, operating point and scale in its ``meta``) and
    its ONNX twin are written to ``--ship`` (default: the bundled model in src/active/weights).
 
 The fine-tuning runs go two at a time with one thread each (two cores); each run is given about
@@ -29,6 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SVIA_FOLDERS = ("Subset-A", "Frames from original videos", "original videos")
 
 
 def sh(cmd: list[str], log: Path | None = None) -> subprocess.Popen:
@@ -61,6 +66,42 @@ def train_cmd(args: argparse.Namespace, split: Path, fold: int, out: Path, frame
            "--split", str(split), "--fold", str(fold), "--out", str(out), "--threads",
            str(threads), "--epochs", *map(str, epochs), "--quiet"]
     return cmd + (["--resume"] if (out / "last.pt").exists() else [])
+
+
+def polish_cmd(args: argparse.Namespace, data: Path, split: Path, fold: int, start: Path,
+               out: Path, frames: int) -> list[str]:
+    """Continue ``start`` on the fold's training videos and the synthetic clips (``data``)."""
+    epochs = max(1, round(args.polish_passes / frames))
+    cmd = [sys.executable, "-m", "active", "train", "--config", str(args.polish), "--data",
+           str(data), "--weights", str(start), "--split", str(split), "--fold", str(fold),
+           "--out", str(out), "--threads", "1", "--epochs", str(epochs), "--quiet"]
+    return cmd + (["--resume"] if (out / "last.pt").exists() else [])
+
+
+def link_svia(sources: list[Path], dest: Path) -> None:
+    """One SVIA-layout folder whose files are links to those of ``sources`` (real videos and
+    synthetic clips side by side, nothing copied)."""
+    for src in sources:
+        for folder in SVIA_FOLDERS:
+            if not (src / folder).is_dir():
+                sys.exit(f"--polish needs SVIA-layout data; {src} has no '{folder}' folder")
+            (dest / folder).mkdir(parents=True, exist_ok=True)
+            for f in (src / folder).iterdir():
+                link = dest / folder / f.name
+                if not link.is_symlink():
+                    link.symlink_to(f.resolve())
+
+
+def with_videos(split: Path, extra: list[str], out: Path) -> Path:
+    """``split`` with the ``extra`` videos added to every fold's training part."""
+    import json
+
+    plan = json.loads(split.read_text())
+    plan["videos"] = plan["videos"] + extra
+    for fold in plan["folds"]:
+        fold["train"] = fold["train"] + extra
+    out.write_text(json.dumps(plan, indent=1) + "\n")
+    return out
 
 
 def lanes(jobs: list[tuple[list[str], Path, Path]], width: int) -> None:
@@ -116,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                     default=ROOT / "configs/shipped-finetune-plain.yaml")
     ap.add_argument("--passes", type=int, default=12000,
                     help="image passes per fine-tuning run")
+    ap.add_argument("--polish", type=Path, default=ROOT / "configs/shipped-polish.yaml",
+                    help="config of the polish step ('none': no polish)")
+    ap.add_argument("--polish-passes", type=int, default=2000,
+                    help="image passes per polish run")
     ap.add_argument("--ship", type=Path, default=ROOT / "src/active/weights/active-i-n-svia.pt")
     ap.add_argument("--um-per-px", type=float, default=0.35, help="the training frames' µm/px")
     ap.add_argument("--results", type=Path, default=None, help="also copy the LOVO table here")
@@ -158,13 +203,30 @@ def main(argv: list[str] | None = None) -> int:
         jobs.append((train_cmd(args, lovo, k, out / f"fold{k}", frames, 1),
                      out / f"fold{k}" / "done", out / f"fold{k}.log"))
     lanes(jobs, width=2)
+    model = {name: out / name / "last.pt" for name in
+             ["final", *(f"fold{k}" for k in range(len(plan.folds)))]}
+    if str(args.polish) != "none":
+        synth = load_dataset(out / "synth")
+        extra = sorted({r.video_id for r in synth})
+        link_svia([args.data, out / "synth"], out / "mix-data")
+        jobs = []
+        for name, split, k, frames in [
+                ("final", every, 0, len(records)),
+                *((f"fold{k}", lovo, k, sum(per_video[v] for v in f.train))
+                  for k, f in enumerate(plan.folds))]:
+            mixed = with_videos(split, extra, out / f"{split.stem}-polish.json")
+            dest = out / f"{name}-polish"
+            jobs.append((polish_cmd(args, out / "mix-data", mixed, k, model[name], dest,
+                                    frames + len(synth)), dest / "done", out / f"{dest.name}.log"))
+            model[name] = dest / "last.pt"
+        lanes(jobs, width=2)
     train_s = time.time() - t0
 
     # Leave-one-video-out scores and the operating point
     folds = []
     for k, fold in enumerate(plan.folds):
         test = [r for r in records if r.video_id in set(fold.test)]
-        s = score_fold(out / f"fold{k}" / "last.pt", test)
+        s = score_fold(model[f"fold{k}"], test)
         s.update(fold=k, video=",".join(fold.test), frames=len(test),
                  boxes=int(sum((r.labels == s["sperm"]).sum() for r in test)))
         folds.append(s)
@@ -181,10 +243,11 @@ def main(argv: list[str] | None = None) -> int:
                      "at_other_folds_threshold": at_threshold(f, lofo)})
     report = {"date": time.strftime("%Y-%m-%d"), "data": str(args.data),
               "recipe": {"pretrain": str(args.pretrain), "finetune": str(args.finetune),
-                         "passes": args.passes},
+                         "passes": args.passes, "polish": str(args.polish),
+                         "polish_passes": args.polish_passes},
               "shipped_threshold": shipped, "folds": rows,
               "train_seconds_this_call": round(train_s)}
-    for name in ("pretrain", "final"):
+    for name in ("pretrain", "final", "final-polish"):
         log = out / name / "log.csv"
         if log.exists():
             import csv
@@ -201,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(out / "lovo-report.json", args.results / "lovo-report.json")
         (args.results / "lovo-table.md").write_text(table(report) + "\n")
     if not args.no_ship:
-        ship(args, out / "final" / "last.pt", report, records)
+        ship(args, model["final"], report, records)
     return 0
 
 

@@ -250,3 +250,20 @@ def test_real_scales_forward_at_416(scale: str) -> None:
     with torch.no_grad():
         outs = model(torch.rand(1, 3, 416, 416))
     assert [tuple(o.shape) for o in outs] == expected_shapes(1, 416, 416)
+
+
+def test_stripped_export_drops_training_state_and_unmeasured_scores(tmp_path) -> None:
+    """A model trained without validation records NaN validation scores; the released copy
+    leaves them out (a NaN is never a number a lab reads) and keeps the rest of ``meta``."""
+    from active.models.checkpoint import read_checkpoint, save_checkpoint
+    from active.models.export import export_stripped
+
+    src = tmp_path / "last.pt"
+    model = build_model(ModelConfig(variant="active-i", scale="tiny", imgsz=(64, 64)))
+    save_checkpoint(src, model, train_state={"epoch": 3},
+                    meta={"epoch": 3, "val_map50": float("nan"), "best_by": "map50"})
+    data = read_checkpoint(export_stripped(src, tmp_path / "ship.pt", {"note": "x"}))
+    assert "train_state" not in data
+    assert "val_map50" not in data["meta"]
+    assert data["meta"]["epoch"] == 3 and data["meta"]["note"] == "x"
+    assert data["meta"]["exported_from"] == str(src)

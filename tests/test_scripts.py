@@ -80,3 +80,37 @@ def test_bench_pipeline_yolo_postprocess_matches_torchvision() -> None:
     k = batched_nms(boxes, best, cls, 0.45)
     assert len(got.conf) == len(k) > 10
     np.testing.assert_allclose(np.sort(got.conf), np.sort(best[k].numpy()), rtol=1e-6)
+
+
+def test_shipped_recipe_polish_data_links_both_sources_and_adds_clips_to_every_fold(
+        tmp_path: Path) -> None:
+    """The polish step of scripts/train_shipped_model.py trains on real videos and synthetic
+    clips side by side: one SVIA-layout folder of links (nothing copied, a second call adds
+    nothing), and every fold's training part gains the clips while its test part is unchanged.
+    A source without the SVIA layout is refused, naming it."""
+    import json
+
+    mod = _load("train_shipped_model")
+    real, synth = tmp_path / "real", tmp_path / "synth"
+    for src, video in ((real, "S_0001"), (synth, "SYN_0001")):
+        for folder in mod.SVIA_FOLDERS:
+            (src / folder).mkdir(parents=True)
+            (src / folder / f"{video}_{folder[:3]}.txt").write_text(video)
+    dest = tmp_path / "mix"
+    for _ in range(2):
+        mod.link_svia([real, synth], dest)
+    for folder in mod.SVIA_FOLDERS:
+        files = sorted((dest / folder).iterdir())
+        assert [f.name for f in files] == [f"SYN_0001_{folder[:3]}.txt", f"S_0001_{folder[:3]}.txt"]
+        assert all(f.is_symlink() for f in files)
+    assert (dest / "Subset-A" / "S_0001_Sub.txt").read_text() == "S_0001"
+    split = tmp_path / "lovo.json"
+    split.write_text(json.dumps({"kind": "kfold", "seed": 0, "videos": ["A", "B"], "folds": [
+        {"train": ["A"], "val": [], "test": ["B"]}, {"train": ["B"], "val": [], "test": ["A"]}]}))
+    plan = json.loads(mod.with_videos(split, ["SYN_1"], tmp_path / "mixed.json").read_text())
+    assert plan["videos"] == ["A", "B", "SYN_1"]
+    assert [f["train"] for f in plan["folds"]] == [["A", "SYN_1"], ["B", "SYN_1"]]
+    assert [f["test"] for f in plan["folds"]] == [["B"], ["A"]]
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(SystemExit, match="flat"):
+        mod.link_svia([tmp_path / "flat"], tmp_path / "mix2")

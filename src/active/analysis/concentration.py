@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scipy import stats
+# scipy.special's chi-square functions are what scipy.stats.chi2 evaluates; importing them
+# instead of scipy.stats gives the same numbers without a second of start-up per analysis
+from scipy.special import chdtrc, chdtri
 
 #: WHO: count at least 200 spermatozoa per replicate (a sampling error of about 7 %).
 MIN_CELLS = 200
@@ -28,8 +30,8 @@ def field_volume_ml(width_px: int, height_px: int, um_per_px: float, depth_um: f
 def poisson_interval(count: float, level: float = 0.95) -> tuple[float, float]:
     """Exact (Garwood) interval for a Poisson mean after observing ``count``."""
     a = (1 - level) / 2
-    lo = 0.0 if count <= 0 else stats.chi2.ppf(a, 2 * count) / 2
-    hi = stats.chi2.ppf(1 - a, 2 * count + 2) / 2
+    lo = 0.0 if count <= 0 else chdtri(2 * count, 1 - a) / 2  # chi2.ppf(a, 2 count) / 2
+    hi = chdtri(2 * count + 2, a) / 2
     return float(lo), float(hi)
 
 
@@ -90,6 +92,6 @@ def replicates_agree(fields: list[Field], alpha: float = 0.05) -> dict[str, obje
         return {"tested": False, "reason": "no cells counted"}
     expected = [total * f.volume_ml / vol for f in fields]
     chi2 = sum((f.cells - e) ** 2 / e for f, e in zip(fields, expected, strict=True))
-    pval = float(stats.chi2.sf(chi2, len(fields) - 1))
+    pval = float(chdtrc(len(fields) - 1, chi2))  # chi2.sf
     return {"tested": True, "agree": pval >= alpha, "p_value": round(pval, 4),
             "chi2": round(chi2, 3), "fields": len(fields)}

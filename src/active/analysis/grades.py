@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 GRADES = ("rapid_progressive", "slow_progressive", "non_progressive", "immotile")
 GRADE_LABELS = {"rapid_progressive": "rapid progressive (a)",
@@ -134,6 +133,8 @@ def replicates_agree(parts: list[Motility], alpha: float = 0.05) -> dict[str, ob
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         return {"tested": True, "agree": True, "p_value": 1.0, "replicates": len(table)}
+    from scipy import stats  # only here: a second of import that one video never needs
+
     chi2, pval, _, _ = stats.chi2_contingency(table)
     return {"tested": True, "agree": bool(pval >= alpha), "p_value": round(float(pval), 4),
             "chi2": round(float(chi2), 3), "replicates": len(table)}

@@ -66,12 +66,14 @@ def letterbox_batch(images: Sequence[np.ndarray], imgsz: tuple[int, int]
                     ) -> tuple[np.ndarray, list[Letterbox]]:
     """RGB uint8 frames -> a (B, 3, H, W) float32 array in [0, 1] and each frame's letterbox:
     the network batch that PyTorch and ONNX Runtime alike are given (numpy only)."""
-    arrays, metas = [], []
-    for img in images:
+    batch = np.empty((len(images), 3, *imgsz), dtype=np.float32)
+    metas = []
+    for i, img in enumerate(images):
         out, _, meta = letterbox(img, imgsz)
-        arrays.append(out)
+        # one pass from the uint8 HWC frame into its CHW float slot (stacking, transposing and
+        # scaling as three passes took ~1 ms a frame more)
+        np.divide(out.transpose(2, 0, 1), np.float32(255.0), out=batch[i], dtype=np.float32)
         metas.append(meta)
-    batch = np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
     return batch, metas
 
 

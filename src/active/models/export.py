@@ -8,6 +8,7 @@ for its users (:class:`~active.models.spec.Deployment`), so that
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -80,11 +81,15 @@ def export_onnx(weights: str | Path, path: str | Path | None = None, opset: int 
 
 def export_stripped(src: str | Path, path: str | Path, extra_meta: dict[str, Any] | None = None
                     ) -> Path:
-    """Copy a checkpoint without its training state (optimizer, raw weights, RNG): what a
-    released model needs. ``extra_meta`` (e.g. the evaluation it was scored by) joins ``meta``."""
+    """Copy a checkpoint without its training state (optimizer, raw weights, RNG) or unmeasured
+    (NaN) scores: what a released model needs. ``extra_meta`` (e.g. the evaluation it was
+    scored by) joins ``meta``."""
     data = read_checkpoint(src)
     data.pop("train_state", None)
-    meta = dict(data.get("meta") or {})
+    # a run without validation records its validation score as NaN: a released model leaves
+    # out what was not measured rather than carry a NaN
+    meta = {k: v for k, v in (data.get("meta") or {}).items()
+            if not (isinstance(v, float) and math.isnan(v))}
     meta.update(extra_meta or {})
     meta["exported_from"] = str(src)
     meta["exported_at"] = time.strftime("%Y-%m-%d %H:%M:%S")

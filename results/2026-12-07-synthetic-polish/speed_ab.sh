@@ -1,0 +1,12 @@
+cd /work/main
+clip=runs/bench-analysis-cache/speed_7000_30s.mp4
+for i in 1 2 3; do
+ for w in default /tmp/old-default.pt; do
+  out=$(mktemp -d)
+  s=$(date +%s.%N)
+  .venv/bin/active analyze $clip --um-per-px 0.35 --chamber-depth 20 --conf 0.25 --weights $w --out $out --quiet
+  e=$(date +%s.%N)
+  python3 -c "import json;d=json.load(open('$out/summary.json'))['videos'][0]['seconds'];print('$w', round($e-$s,1), {k:round(v,1) for k,v in d.items()})"
+  rm -rf $out
+ done
+done
