@@ -468,8 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--um-per-px", type=float, default=None, help="with --tracked: its scale")
     ap.add_argument("--fps", type=float, default=None, help="with --tracked: its frame rate")
     ap.add_argument("--weights", default="default", help="the detector (default: the bundled "
-                    "model, run with ONNX Runtime); another model detects afresh, so give it "
-                    "its own --cache")
+                    "model, run with ONNX Runtime); another model detects afresh (give it its "
+                    "own --cache) and skips the speed and SVIA sections, which describe the "
+                    "shipped model and draw the docs' pictures")
     ap.add_argument("--conf", type=float, default=None, help="with --tracked: score threshold "
                     "(default: the model's operating point)")
     ap.add_argument("--skip-speed", action="store_true")
@@ -490,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
         print(block)
         write_text(res / "tables-tracked.md", block + "\n")
         return 0
+    if args.weights != "default" and not (args.skip_speed and args.skip_svia):
+        print(f"--weights {args.weights}: speed and SVIA sections skipped (they describe the "
+              "bundled model)", flush=True)
+        args.skip_speed = args.skip_svia = True
     args.cache.mkdir(parents=True, exist_ok=True)
     profile = synthetic_profile(args.calib_seed, args.calib_clips, args.calib_frames, args.cache,
                                 args.weights)

@@ -96,11 +96,13 @@ def with_videos(split: Path, extra: list[str], out: Path) -> Path:
     """``split`` with the ``extra`` videos added to every fold's training part."""
     import json
 
+    from active.utils.io import write_json
+
     plan = json.loads(split.read_text())
     plan["videos"] = plan["videos"] + extra
     for fold in plan["folds"]:
         fold["train"] = fold["train"] + extra
-    out.write_text(json.dumps(plan, indent=1) + "\n")
+    write_json(out, plan)
     return out
 
 
