@@ -164,6 +164,8 @@ def test_upload_progress_report_downloads_search_delete(lab: TestClient, clip: P
     ([("a.mp4", None)], {"chamber_depth_um": "-3"}, 400, "Chamber depth (µm): must be positive"),
     ([("a.mp4", None)], {"profile": "../catalogue.sqlite"}, 400,
      "Microscope profile: '../catalogue.sqlite' is not one of the profiles"),
+    ([("a.mp4", None)], {"model": "/etc/passwd"}, 400,
+     "Detector: '/etc/passwd' is not one of the bundled models (default, fast)"),
 ])
 def test_bad_upload_is_named_and_stores_nothing(lab: TestClient, clip: Path, tmp_path: Path,
                                                 files, fields, status, message) -> None:
@@ -402,3 +404,24 @@ def test_microscope_profile_sets_threshold_and_scale(lab: TestClient, clip: Path
     assert r.status_code == 400
     assert _message(r.text).startswith("Microscope profile: other.json: this profile was "
                                        "fitted for other.onnx")
+    # the model chosen on the form runs the job; a profile fitted for another model is refused
+    assert 'value="fast"' in lab.get("/", headers=HTML).text
+    r = _upload(lab, "P-5", [("a.mp4", clip.read_bytes())], model="fast")
+    assert r.status_code == 303
+    job = tmp_path / "lab" / "jobs" / r.headers["location"].rsplit("/", 1)[1]
+    assert json.loads((job / "job.json").read_text())["weights"] == "fast"
+    r = _upload(lab, "P-6", [("a.mp4", clip.read_bytes())], model="fast",
+                profile="scope 40x.json")
+    assert r.status_code == 400
+    assert _message(r.text).startswith("Microscope profile: scope 40x.json: this profile was "
+                                       f"fitted for {model.name}")
+
+
+def test_job_spec_sets_the_analysis_model(tmp_path: Path) -> None:
+    """The worker runs the job with the model its spec names (jobs written before the model
+    choice existed run with the default)."""
+    from active.web.worker import Progress, _options
+
+    progress = Progress(tmp_path / "progress.json", {"a.mp4": 10})
+    assert _options({"weights": "fast", "conf": None}, progress).weights == "fast"
+    assert _options({"conf": 0.3}, progress).weights == "default"

@@ -31,7 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from active.batch.catalogue import now
-from active.web.forms import LABELS, FieldError, Settings, list_profiles, parse_settings
+from active.web.forms import LABELS, MODELS, FieldError, Settings, list_profiles, parse_settings
 from active.web.store import STATUSES, Job, new_job_id
 from active.web.uploads import Upload, check_video, megabytes, read_form
 from active.web.views import grade_rows, headline_numbers, notes, video_rows
@@ -79,7 +79,7 @@ def _form(request: Request, fields: dict[str, str] | None = None,
           error: FieldError | None = None) -> Response:
     opts = _state(request).options
     return _page(request, "new.html.j2", {
-        "fields": fields or {}, "error": error, "labels": LABELS,
+        "fields": fields or {}, "error": error, "labels": LABELS, "models": MODELS,
         "profiles": list_profiles(opts.data / "profiles"), "profiles_dir": opts.data / "profiles",
         "max_bytes": opts.max_upload_bytes, "max_text": megabytes(opts.max_upload_bytes),
         "max_videos": opts.max_videos}, status=error.status if error else 200)
@@ -117,14 +117,14 @@ def _create(request: Request, settings: Settings, uploads: list[Upload]) -> Job:
         cal = settings.calibration.to_json()
         spec = {"sample_id": settings.sample_id, "videos": [v["file"] for v in videos],
                 "frames": [v["frames"] for v in videos], "calibration": cal,
-                "conf": settings.conf, "profile": settings.profile,
+                "weights": settings.model, "conf": settings.conf, "profile": settings.profile,
                 "resize_um_per_px": settings.resize_um_per_px, "threads": opts.threads}
         (partial / "job.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
         os.replace(partial, final)
         from active import __version__
 
         job = Job(job_id, settings.sample_id, "queued", now(), f"jobs/{job_id}", videos, cal,
-                  {"profile": settings.profile, "conf": settings.conf,
+                  {"model": settings.model, "profile": settings.profile, "conf": settings.conf,
                    "um_per_px_from": settings.um_per_px_from}, active_version=__version__)
         _state(request).store.add(job)
     except BaseException:

@@ -39,7 +39,7 @@ class Job:
     """One row of ``jobs``. ``videos``: per upload, ``file`` (its generated name in the job's
     ``inputs/``), ``name`` (the name the browser sent: shown, never used as a path), ``bytes``,
     ``frames``; ``calibration``: :class:`~active.analysis.calibration.Calibration` as JSON;
-    ``settings``: the detector's (threshold, profile)."""
+    ``settings``: the detector's (model, threshold, profile)."""
 
     id: str
     sample_id: str

@@ -84,7 +84,8 @@ def describe(exc: BaseException) -> str:
 def _options(spec: dict[str, Any], progress: Progress) -> Any:
     from active.analysis.run import AnalyzeOptions
 
-    return AnalyzeOptions(conf=spec.get("conf"), threads=spec.get("threads"),
+    return AnalyzeOptions(weights=spec.get("weights", "default"), conf=spec.get("conf"),
+                          threads=spec.get("threads"),
                           profile=spec.get("profile"),
                           resize_um_per_px=spec.get("resize_um_per_px"),
                           progress=False, on_frame=progress.frame)
