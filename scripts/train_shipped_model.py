@@ -56,25 +56,17 @@ def epochs_for(frames: int, passes: int, stage_epochs: list[int]) -> list[int]:
     return [*out, max(1, total - sum(out))]
 
 
-def train_cmd(args: argparse.Namespace, split: Path, fold: int, out: Path, frames: int,
-              threads: int) -> list[str]:
+def train_cmd(config: Path, data: Path, start: Path, split: Path, fold: int, out: Path,
+              frames: int, passes: int, threads: int = 1) -> list[str]:
+    """``active train`` of ``config`` from ``start`` on the fold's training part of ``data``,
+    with the epochs for about ``passes`` image passes over its ``frames``; resumes a run that
+    was interrupted."""
     from active.training.config import load_config
 
-    epochs = epochs_for(frames, args.passes, [s.epochs for s in load_config(args.finetune).stages])
-    cmd = [sys.executable, "-m", "active", "train", "--config", str(args.finetune),
-           "--data", str(args.data), "--weights", str(args.out / "pretrain" / "best.pt"),
-           "--split", str(split), "--fold", str(fold), "--out", str(out), "--threads",
-           str(threads), "--epochs", *map(str, epochs), "--quiet"]
-    return cmd + (["--resume"] if (out / "last.pt").exists() else [])
-
-
-def polish_cmd(args: argparse.Namespace, data: Path, split: Path, fold: int, start: Path,
-               out: Path, frames: int) -> list[str]:
-    """Continue ``start`` on the fold's training videos and the synthetic clips (``data``)."""
-    epochs = max(1, round(args.polish_passes / frames))
-    cmd = [sys.executable, "-m", "active", "train", "--config", str(args.polish), "--data",
-           str(data), "--weights", str(start), "--split", str(split), "--fold", str(fold),
-           "--out", str(out), "--threads", "1", "--epochs", str(epochs), "--quiet"]
+    epochs = epochs_for(frames, passes, [s.epochs for s in load_config(config).stages])
+    cmd = [sys.executable, "-m", "active", "train", "--config", str(config), "--data", str(data),
+           "--weights", str(start), "--split", str(split), "--fold", str(fold), "--out",
+           str(out), "--threads", str(threads), "--epochs", *map(str, epochs), "--quiet"]
     return cmd + (["--resume"] if (out / "last.pt").exists() else [])
 
 
@@ -198,30 +190,26 @@ def main(argv: list[str] | None = None) -> int:
     for r in records:
         per_video[r.video_id] = per_video.get(r.video_id, 0) + 1
     plan = SplitPlan.load(lovo)
-    jobs = [(train_cmd(args, every, 0, out / "final", len(records), 1), out / "final" / "done",
-             out / "final.log")]
-    for k, fold in enumerate(plan.folds):
-        frames = sum(per_video[v] for v in fold.train)
-        jobs.append((train_cmd(args, lovo, k, out / f"fold{k}", frames, 1),
-                     out / f"fold{k}" / "done", out / f"fold{k}.log"))
-    lanes(jobs, width=2)
-    model = {name: out / name / "last.pt" for name in
-             ["final", *(f"fold{k}" for k in range(len(plan.folds)))]}
+    # (run name, split, fold, training frames): the model on every video, then the folds
+    runs = [("final", every, 0, len(records)),
+            *((f"fold{k}", lovo, k, sum(per_video[v] for v in f.train))
+              for k, f in enumerate(plan.folds))]
+    pretrained = out / "pretrain" / "best.pt"
+    lanes([(train_cmd(args.finetune, args.data, pretrained, split, k, out / name, frames,
+                      args.passes), out / name / "done", out / f"{name}.log")
+           for name, split, k, frames in runs], width=2)
+    model = {name: out / name / "last.pt" for name, *_ in runs}
     if str(args.polish) != "none":
         synth = load_dataset(out / "synth")
         extra = sorted({r.video_id for r in synth})
         link_svia([args.data, out / "synth"], out / "mix-data")
-        jobs = []
-        for name, split, k, frames in [
-                ("final", every, 0, len(records)),
-                *((f"fold{k}", lovo, k, sum(per_video[v] for v in f.train))
-                  for k, f in enumerate(plan.folds))]:
-            mixed = with_videos(split, extra, out / f"{split.stem}-polish.json")
-            dest = out / f"{name}-polish"
-            jobs.append((polish_cmd(args, out / "mix-data", mixed, k, model[name], dest,
-                                    frames + len(synth)), dest / "done", out / f"{dest.name}.log"))
-            model[name] = dest / "last.pt"
-        lanes(jobs, width=2)
+        mixed = {split: with_videos(split, extra, out / f"{split.stem}-polish.json")
+                 for split in (every, lovo)}
+        lanes([(train_cmd(args.polish, out / "mix-data", model[name], mixed[split], k,
+                          out / f"{name}-polish", frames + len(synth), args.polish_passes),
+                out / f"{name}-polish" / "done", out / f"{name}-polish.log")
+               for name, split, k, frames in runs], width=2)
+        model = {name: out / f"{name}-polish" / "last.pt" for name, *_ in runs}
     train_s = time.time() - t0
 
     # Leave-one-video-out scores and the operating point
